@@ -1,0 +1,34 @@
+// Terminal output shared by the CLI commands: tables, number formats, one-line errors.
+import { EvoError, oneLine } from '../lib/errors';
+
+export function fmtInt(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+export function fmtLoss(x: number | null | undefined, digits = 4): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
+}
+
+/** Right-align numeric-looking cells, left-align the rest. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const numeric = (s: string) => /^[-+−]?[\d,.]+%?$|^—$/.test(s);
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (numeric(c) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** Progress goes to stderr so that `--json` output on stdout stays machine-readable. */
+export function progress(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+/** Print a user-facing error as one line and exit non-zero; stacks only with EVOSCALE_DEBUG=1. */
+export function exitWithError(err: unknown): never {
+  // Usage errors carry the usage text on the following lines; everything else is one line.
+  const msg = err instanceof EvoError && err.code === 'USAGE' ? err.message : oneLine(err);
+  process.stderr.write(`evo: error: ${msg}\n`);
+  if (process.env.EVOSCALE_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  else if (!(err instanceof EvoError)) process.stderr.write('evo: (set EVOSCALE_DEBUG=1 for the stack trace)\n');
+  process.exit(err instanceof EvoError ? 2 : 1);
+}
