@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { EvoError } from '../lib/errors';
 import { exitWithError } from './output';
 import { evaluateCommand } from './evaluate';
+import { downCommand, startCommand, statusCommand, upCommand } from './runs';
 
 const USAGE = `usage: evo <command> [options]
 
@@ -31,12 +32,50 @@ function required(values: Record<string, unknown>, name: string): string {
   return v;
 }
 
+function wholeNumber(text: string, name: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new EvoError(`--${name} must be a whole number, got "${text}"`, 'USAGE');
+  return n;
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'evaluate': {
       const v = parse(rest, { framework: { type: 'string' }, program: { type: 'string' }, profile: { type: 'string', default: 'smoke' }, json: { type: 'boolean', default: false } });
       await evaluateCommand({ framework: required(v, 'framework'), program: v.program as string | undefined, profile: v.profile as string, json: v.json as boolean });
+      return;
+    }
+    case 'up': {
+      const v = parse(rest, { devices: { type: 'string', default: 'auto' } });
+      await upCommand(v.devices as string);
+      return;
+    }
+    case 'down':
+      parse(rest, {});
+      await downCommand();
+      return;
+    case 'start': {
+      const v = parse(rest, {
+        framework: { type: 'string' },
+        profile: { type: 'string', default: 'smoke' },
+        iterations: { type: 'string' },
+        seed: { type: 'string' },
+        wait: { type: 'boolean', default: false },
+      });
+      await startCommand({
+        framework: required(v, 'framework'),
+        profile: v.profile as string,
+        iterations: v.iterations === undefined ? undefined : wholeNumber(v.iterations as string, 'iterations'),
+        seed: v.seed === undefined ? undefined : wholeNumber(v.seed as string, 'seed'),
+        wait: v.wait as boolean,
+      });
+      return;
+    }
+    case 'status': {
+      const [id, ...more] = rest;
+      if (more.length > 0 || id?.startsWith('-')) throw new EvoError(`usage: evo status [workflowId]`, 'USAGE');
+      await statusCommand(id);
       return;
     }
     case undefined:

@@ -20,7 +20,7 @@ const plainProduct = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSa
     // d(A·B): dA = dY·Bᵀ, dB = Aᵀ·dY — with the transposes materialised.
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.matMul(dy, swapLast(saved[1])), tf.matMul(swapLast(saved[0]), dy)],
   };
-}) as unknown as tf.CustomGradientFunc<tf.Tensor>) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
 function sameBatch(a: tf.Tensor, b: tf.Tensor): boolean {
   if (a.rank !== b.rank || a.rank < 2) return false;

@@ -1,0 +1,107 @@
+// The typed boundary between workflows and activities: everything that crosses it is small JSON
+// (paths, hashes, metrics), never weights or corpora. Workflow code imports these as types only.
+import type { EvaluatorSettings } from './profiles';
+import type { Framework } from './program';
+import type { PreparedData } from './data/prepare';
+import type { ScalingFit } from './scaling';
+
+export const CONTROL_QUEUE = 'evoscale-control';
+export const TRAIN_QUEUE = 'evoscale-train';
+
+export interface MutationSettings {
+  /** 'offline': the published-variant catalogue; 'files': replay blocks from a folder, in name order. */
+  provider: 'offline' | 'files';
+  /** For provider 'files': the folder of block files. */
+  dir?: string;
+  /** Proposals per iteration before the iteration is recorded as invalid. */
+  maxAttempts: number;
+}
+
+export interface ValidationSettings {
+  /** Allowed time per forward+backward as a multiple of the baseline's. */
+  timeMultiple: number;
+  wallTimeoutS: number;
+}
+
+export interface RunSettings {
+  framework: Framework;
+  /** Iterations after the baseline (iteration 0). */
+  iterations: number;
+  seed: number;
+  evaluator: EvaluatorSettings;
+  mutation: MutationSettings;
+  validation: ValidationSettings;
+  /** Heartbeat timeout of a training activity: how soon a killed device worker is noticed. */
+  heartbeatTimeoutS: number;
+  /** Start-to-close limit of one size's training. */
+  trainTimeoutH: number;
+}
+
+export interface SizePoint {
+  size: string;
+  nonEmbeddingParams: number;
+  totalParams: number;
+  valLoss: number;
+  steps: number;
+  backend: string;
+  resumedFromStep: number;
+}
+
+export type IterationStatus = 'accepted' | 'rejected' | 'invalid';
+
+export interface AttemptRecord {
+  programHash: string;
+  description: string;
+  error: string;
+}
+
+export interface IterationRecord {
+  iteration: number;
+  status: IterationStatus;
+  programHash: string | null;
+  parentHash: string | null;
+  description: string;
+  points: SizePoint[];
+  fit: Pick<ScalingFit, 'intercept' | 'slope' | 'r2' | 'slopeStdErr'> | null;
+  fitness: number | null;
+  error?: string;
+  /** Proposals refused by validation before the one recorded (or all of them, when invalid). */
+  failedAttempts: AttemptRecord[];
+}
+
+export type RunStatus = 'running' | 'paused' | 'stopping' | 'completed' | 'stopped';
+
+export interface RunSummary {
+  workflowId: string;
+  framework: Framework;
+  profile: string;
+  status: RunStatus;
+  iterations: IterationRecord[];
+  best: { iteration: number; fitness: number; programHash: string } | null;
+}
+
+export interface EvolutionInput {
+  settings: RunSettings;
+  /** Set when the workflow continues as new: the state so far. */
+  carried?: { summary: RunSummary; data: PreparedData };
+}
+
+export interface IterationInput {
+  runId: string;
+  settings: RunSettings;
+  iteration: number;
+  data: PreparedData;
+  /** The parent program (null for iteration 0, the baseline). */
+  parentHash: string | null;
+  bestFitness: number | null;
+  /** Earlier iterations' programs, so proposals don't repeat them. */
+  history: { programHash: string | null; fitness: number | null; status: IterationStatus }[];
+  /** Proposals made before this iteration (the files provider replays in order). */
+  proposalIndex: number;
+}
+
+export interface Candidate {
+  programHash: string;
+  description: string;
+  provider: string;
+}

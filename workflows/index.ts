@@ -1,0 +1,212 @@
+// Durable workflows. `evolution` is one framework's run: data once, the baseline as iteration 0,
+// then one `iteration` child per step, keeping the best (population 1, as in the seed).
+// Deterministic code only: randomness, time and I/O live in activities.
+import {
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  ActivityFailure,
+} from '@temporalio/workflow';
+import type * as control from '../activities/control';
+import type * as training from '../activities/training';
+import type {
+  AttemptRecord,
+  EvolutionInput,
+  IterationInput,
+  IterationRecord,
+  RunSummary,
+  SizePoint,
+} from '../lib/pipeline-types';
+import { EvoBestFitness, EvoFramework, EvoIteration, EvoStatus } from '../lib/temporal/search-attributes';
+
+const CONTROL_QUEUE = 'evoscale-control';
+const TRAIN_QUEUE = 'evoscale-train';
+
+export const statusQuery = defineQuery<RunSummary>('status');
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+export const stopSignal = defineSignal('stop');
+
+const controlActivities = (summary?: string) =>
+  proxyActivities<typeof control>({
+    taskQueue: CONTROL_QUEUE,
+    startToCloseTimeout: '30 minutes',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+    summary,
+  });
+
+function fmtParams(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
+}
+
+/** Rough non-embedding size of the baseline at this shape, for the UI's summary line only. */
+function approxParams(d: number, layers: number): number {
+  return layers * 12 * d * d;
+}
+
+export async function iteration(input: IterationInput): Promise<IterationRecord> {
+  const { settings, runId } = input;
+  const ev = settings.evaluator;
+  const label = `iteration ${input.iteration}`;
+  const failedAttempts: AttemptRecord[] = [];
+  const history = [...input.history];
+  let candidate: control.ValidationOutcome & { programHash: string; description: string } = { ok: false, programHash: '', description: '' };
+  const attempts = input.iteration === 0 ? 1 : settings.mutation.maxAttempts;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const proposal = await controlActivities(`${label}: propose (attempt ${attempt})`).proposeCandidate({
+      runId,
+      framework: settings.framework,
+      iteration: input.iteration,
+      seed: settings.seed,
+      parentHash: input.parentHash,
+      mutation: settings.mutation,
+      history,
+      proposalIndex: input.proposalIndex + attempt - 1,
+      failedAttempts,
+    });
+    const report = await controlActivities(`${label}: validate ${proposal.programHash}`).validateCandidate({
+      runId,
+      framework: settings.framework,
+      programHash: proposal.programHash,
+      settings,
+    });
+    candidate = { ...report, programHash: proposal.programHash, description: proposal.description };
+    if (report.ok) break;
+    failedAttempts.push({ programHash: proposal.programHash, description: proposal.description, error: report.reason ?? 'refused' });
+    history.push({ programHash: proposal.programHash, fitness: null, status: 'invalid' });
+  }
+
+  const record: IterationRecord = {
+    iteration: input.iteration,
+    status: 'invalid',
+    programHash: candidate.programHash || null,
+    parentHash: input.parentHash,
+    description: candidate.description,
+    points: [],
+    fit: null,
+    fitness: null,
+    failedAttempts,
+  };
+  if (!candidate.ok) {
+    if (input.iteration === 0) throw ApplicationFailure.nonRetryable(`the ${settings.framework} baseline failed validation: ${candidate.reason}`, 'BaselineInvalid');
+    record.error = `every proposal was refused; last: ${candidate.reason}`;
+    record.failedAttempts = failedAttempts.slice(0, -1);
+    await controlActivities(`${label}: record invalid`).recordInvalid({ runId, record: { ...record, failedAttempts } });
+    return { ...record, failedAttempts };
+  }
+
+  let points: SizePoint[];
+  try {
+    points = await Promise.all(
+      ev.sizes.map((size) =>
+        proxyActivities<typeof training>({
+          taskQueue: TRAIN_QUEUE,
+          startToCloseTimeout: `${settings.trainTimeoutH} hours`,
+          heartbeatTimeout: `${settings.heartbeatTimeoutS} seconds`,
+          retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 20, nonRetryableErrorTypes: ['CandidateFailed'] },
+          summary: `train ${size.name} (~${fmtParams(approxParams(size.dModel, size.nLayers))} params), ${ev.training.steps} steps`,
+        }).trainSize({ runId, framework: settings.framework, programHash: candidate.programHash, size, evaluator: ev, data: input.data }),
+      ),
+    );
+  } catch (err) {
+    // A candidate that diverges, times out or crashes during training is invalid, not fatal.
+    if (input.iteration > 0 && err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CandidateFailed') {
+      record.error = `training failed: ${err.cause.message}`;
+      await controlActivities(`${label}: record invalid`).recordInvalid({ runId, record });
+      return record;
+    }
+    throw err;
+  }
+  record.points = points;
+  const { fit, fitness } = await controlActivities(`${label}: fit scaling law`).fitScaling({ points, fitAxis: ev.fitAxis });
+  record.fit = fit;
+  record.fitness = fitness;
+  record.status = await controlActivities(`${label}: select`).selectCandidate({ runId, record, bestFitness: input.bestFitness });
+  return record;
+}
+
+function pad(n: number): string {
+  return String(n).padStart(3, '0');
+}
+
+export async function evolution(input: EvolutionInput): Promise<RunSummary> {
+  const { settings } = input;
+  const runId = workflowInfo().workflowId;
+  const summary: RunSummary = input.carried?.summary ?? {
+    workflowId: runId,
+    framework: settings.framework,
+    profile: settings.evaluator.profile,
+    status: 'running',
+    iterations: [],
+    best: null,
+  };
+  let paused = summary.status === 'paused';
+  let stopRequested = false;
+  setHandler(statusQuery, () => summary);
+  setHandler(pauseSignal, () => {
+    paused = true;
+  });
+  setHandler(resumeSignal, () => {
+    paused = false;
+  });
+  setHandler(stopSignal, () => {
+    stopRequested = true;
+  });
+  const publish = () =>
+    upsertSearchAttributes([
+      { key: EvoFramework, value: settings.framework },
+      { key: EvoIteration, value: summary.iterations.length === 0 ? 0 : summary.iterations[summary.iterations.length - 1].iteration },
+      { key: EvoStatus, value: summary.status },
+      ...(summary.best ? [{ key: EvoBestFitness, value: summary.best.fitness }] : []),
+    ]);
+  publish();
+
+  const data = input.carried?.data ?? (await controlActivities('prepare data').prepareData(settings.evaluator.data));
+  const proposalsSoFar = () => summary.iterations.reduce((n, it) => n + (it.iteration === 0 ? 0 : it.failedAttempts.length + 1), 0);
+
+  for (let i = summary.iterations.length; i <= settings.iterations; i++) {
+    if (paused && !stopRequested) {
+      summary.status = 'paused';
+      publish();
+      await condition(() => !paused || stopRequested);
+    }
+    if (stopRequested) break;
+    summary.status = 'running';
+    publish();
+    const record = await executeChild(iteration, {
+      workflowId: `${runId}/iter-${pad(i)}`,
+      args: [
+        {
+          runId,
+          settings,
+          iteration: i,
+          data,
+          parentHash: summary.best?.programHash ?? null,
+          bestFitness: summary.best?.fitness ?? null,
+          history: summary.iterations.map((it) => ({ programHash: it.programHash, fitness: it.fitness, status: it.status })),
+          proposalIndex: proposalsSoFar(),
+        },
+      ],
+    });
+    summary.iterations.push(record);
+    if (record.status === 'accepted' && record.fitness !== null && record.programHash) {
+      summary.best = { iteration: record.iteration, fitness: record.fitness, programHash: record.programHash };
+    }
+    await controlActivities(`record iteration ${i}`).writeRunSummary(summary);
+    publish();
+    if (workflowInfo().continueAsNewSuggested && i < settings.iterations) {
+      await continueAsNew<typeof evolution>({ settings, carried: { summary, data } });
+    }
+  }
+  summary.status = stopRequested ? 'stopped' : 'completed';
+  await controlActivities('record final status').writeRunSummary(summary);
+  publish();
+  return summary;
+}
