@@ -1,0 +1,96 @@
+// Test harness: a real Temporal dev server on free ports with a throw-away state dir, sharing one cached
+// CLI between test runs (EVOSCALE_TOOLS_DIR, default the repo's .evoscale/tools, which CI caches).
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { EvoError } from '../../lib/errors';
+import { repoRoot } from '../../lib/paths';
+import { findTemporalBinary } from '../../lib/temporal/binary';
+import { ensureSearchAttributes } from '../../lib/temporal/connection';
+import { DevServerHandle, startDevServer } from '../../lib/temporal/devserver';
+
+export interface TestServer {
+  /** 127.0.0.1:port */
+  address: string;
+  namespace: string;
+  uiPort: number;
+  /** Use as EVOSCALE_HOME to make connectClient() and temporalUiUrl() find this server. */
+  stateDir: string;
+  /** TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE for child processes (workers) under test. */
+  env: { TEMPORAL_ADDRESS: string; TEMPORAL_NAMESPACE: string };
+  pid(): number;
+  /** A client connection to this server (close it when done). */
+  connect(): Promise<Connection>;
+  /** Stops the server and deletes its state dir. */
+  stop(): Promise<void>;
+  /** Stops and starts again on the same SQLite file and ports: workflows must survive. */
+  restart(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0 }, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startTestServer(opts: { namespace?: string } = {}): Promise<TestServer> {
+  process.env.EVOSCALE_TOOLS_DIR ??= path.join(repoRoot, '.evoscale', 'tools');
+  const namespace = opts.namespace ?? 'default';
+  const binary = await findTemporalBinary({ install: true });
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-temporal-'));
+  const log = (line: string) => console.error(line);
+
+  // A free port can be taken again before the server binds it (ephemeral ports are shared with outgoing
+  // connections, and tests run in parallel processes): try a few fresh pairs.
+  let handle: DevServerHandle | undefined;
+  let port = 0;
+  let uiPort = 0;
+  for (let attempt = 1; !handle; attempt++) {
+    port = await freePort();
+    uiPort = await freePort();
+    try {
+      handle = await startDevServer({ stateDir, port, uiPort, namespace, binary, log });
+    } catch (err) {
+      const portTrouble = err instanceof EvoError && /in use|bind|address already/i.test(err.message);
+      if (!portTrouble || attempt >= 3) {
+        fs.rmSync(stateDir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
+  let current: DevServerHandle = handle;
+
+  // Loopback: an https_proxy in the environment (CI) must not capture it.
+  const connect = () => Connection.connect({ address: current.address, channelArgs: { 'grpc.enable_http_proxy': 0 } });
+  const connection = await connect();
+  try {
+    await ensureSearchAttributes(connection, namespace);
+  } finally {
+    await connection.close();
+  }
+
+  return {
+    address: current.address,
+    namespace,
+    uiPort,
+    stateDir,
+    env: { TEMPORAL_ADDRESS: current.address, TEMPORAL_NAMESPACE: namespace },
+    pid: () => current.pid,
+    connect,
+    async stop() {
+      await current.stop();
+      fs.rmSync(stateDir, { recursive: true, force: true });
+    },
+    async restart() {
+      await current.stop();
+      current = await startDevServer({ stateDir, port, uiPort, namespace, binary, log });
+    },
+  };
+}
