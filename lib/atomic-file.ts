@@ -3,13 +3,33 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
+/**
+ * fsync so the new file survives power loss, not just a crash. Node's permission model (the
+ * candidate sandbox) refuses fsync; there the rename still keeps the file whole across crashes.
+ */
+function syncToDisk(fd: number): void {
+  try {
+    fs.fsyncSync(fd);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_ACCESS_DENIED') throw err;
+  }
+}
+
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fd = fs.openSync(tmp, 'w');
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, 'w');
+  } catch (err) {
+    // Create the folder only when missing: a recursive mkdir touches the parents, which Node's
+    // permission model (the candidate sandbox) refuses even when they exist.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fd = fs.openSync(tmp, 'w');
+  }
   try {
     fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fs.fsyncSync(fd);
+    syncToDisk(fd);
   } finally {
     fs.closeSync(fd);
   }

@@ -10,7 +10,7 @@ import { TransformerLM, type ModelConfig, type ParamCounts } from './model';
 import { AdamW } from './optimizer';
 import { tensorApi } from './fast-matmul';
 import { writeFileAtomic } from './atomic-file';
-import { loadTokens } from './data/prepare';
+import { loadTokens } from './data/token-file';
 import { EvoError, ProgramRejected } from './errors';
 
 export interface TrainingConfig {
@@ -57,6 +57,8 @@ export interface TrainProgress {
   lr: number;
   /** Step the run started from (0, or the checkpoint it resumed). */
   resumedFromStep: number;
+  /** Live tensors at an evaluation: flat across steps, or something leaks. */
+  tensors?: number;
 }
 
 export interface TrainResult {
@@ -250,7 +252,7 @@ export async function trainOneSize(job: TrainJob, onProgress: (p: TrainProgress)
         const valLoss = validationLoss(model, val, job);
         checkFinite(valLoss, 'the validation loss', done);
         curve.push({ step: done, trainLoss: lossValue, valLoss });
-        onProgress({ event: 'eval', step: done, steps, trainLoss: lossValue, valLoss, lr, resumedFromStep });
+        onProgress({ event: 'eval', step: done, steps, trainLoss: lossValue, valLoss, lr, resumedFromStep, tensors: tf.memory().numTensors });
       } else if (Date.now() - lastReport > 1000) {
         lastReport = Date.now();
         onProgress({ event: 'step', step: done, steps, trainLoss: lossValue, lr, resumedFromStep });

@@ -1,0 +1,155 @@
+// Specification of the evaluator: the candidate's own code is what trains, bad programs are
+// refused before training with one-line reasons, and an interrupted training resumes exactly.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { baselineProgram, makeProgram, FRAMEWORKS } from '../lib/program';
+import { profileSettings } from '../lib/profiles';
+import { evaluateProgram, trainSize, trainingDir, trainingKey, type EvaluationResult } from '../lib/evaluate';
+import { prepareData } from '../lib/data/prepare';
+import { NONCAUSAL_BLOCK, UNIFORM_CONTROL_BLOCK } from '../lib/mutation/catalogue';
+import { repoRoot } from '../lib/paths';
+import type { TrainProgress } from '../lib/train';
+
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-eval-'));
+before(() => {
+  process.env.EVOSCALE_HOME = home;
+});
+after(() => fs.rmSync(home, { recursive: true, force: true }));
+
+const smoke = profileSettings('smoke');
+const baselines = new Map<string, EvaluationResult>();
+
+for (const framework of FRAMEWORKS) {
+  test(`the ${framework} baseline trains on the smoke profile to a loss well below ln(vocabulary)`, async () => {
+    const leaks: number[][] = [];
+    const r = await evaluateProgram(baselineProgram(framework), smoke, {
+      onProgress: (p) => {
+        if (p.event === 'eval' && p.tensors !== undefined) (leaks[smoke.sizes.findIndex((s) => s.name === p.size)] ??= []).push(p.tensors);
+      },
+    });
+    baselines.set(framework, r);
+    const chance = Math.log(smoke.data.vocabSize);
+    assert.equal(r.points.length, 4);
+    for (const p of r.points) {
+      assert.equal(p.steps, smoke.training.steps);
+      assert.ok(p.valLoss < chance - 1, `${p.size}: val loss ${p.valLoss} is not well below ln V = ${chance.toFixed(3)}`);
+      assert.ok(p.nonEmbeddingParams < p.totalParams);
+    }
+    // Loss falls with size: the fit's slope is negative, so the seed's fitness is positive.
+    assert.ok(r.fit.slope < 0, `slope ${r.fit.slope} should be negative`);
+    assert.ok(r.fitness > 0);
+    // No tensor leaks: the live-tensor count is the same at every evaluation of a size.
+    for (const counts of leaks.filter(Boolean)) assert.equal(new Set(counts).size, 1, `tensor count changed across steps: ${counts}`);
+  });
+}
+
+test('the program is what trains: causal-mean attention loses to softmax at every size', async () => {
+  const softmax = baselines.get('coefficient_dynamics') ?? (await evaluateProgram(baselineProgram('coefficient_dynamics'), smoke));
+  const uniform = await evaluateProgram(makeProgram('coefficient_dynamics', UNIFORM_CONTROL_BLOCK), smoke);
+  assert.notEqual(uniform.programHash, softmax.programHash);
+  for (const [i, u] of uniform.points.entries()) {
+    assert.ok(u.valLoss > softmax.points[i].valLoss, `${u.size}: uniform ${u.valLoss} should be worse than softmax ${softmax.points[i].valLoss}`);
+  }
+});
+
+test('a training run killed after a checkpoint resumes from it and ends with the same loss as an uninterrupted run', async () => {
+  const settings = profileSettings('micro');
+  settings.dropout = 0.1; // resume must reproduce the dropout masks too
+  settings.training = { ...settings.training, steps: 60, checkpointEvery: 10, evalEvery: 30 };
+  const size = settings.sizes[1];
+  const program = baselineProgram('coefficient_dynamics');
+  const data = await prepareData(settings.data);
+
+  // Interrupted: kill the training child as soon as its second checkpoint is on disk.
+  const abort = new AbortController();
+  const seen: TrainProgress[] = [];
+  await assert.rejects(
+    trainSize(program, size, settings, data, {
+      signal: abort.signal,
+      onProgress: (p) => {
+        seen.push(p);
+        if (p.event === 'checkpoint' && p.step >= 20) abort.abort();
+      },
+    }),
+  );
+  const ckpt = path.join(trainingDir(trainingKey(program.hash, size, settings, data.hash)), 'checkpoint.bin');
+  assert.ok(fs.existsSync(ckpt), 'checkpoint written before the kill');
+  const resumed = await trainSize(program, size, settings, data);
+  assert.ok(resumed.resumedFromStep >= 20, `resumed from step ${resumed.resumedFromStep}`);
+
+  // Uninterrupted: the same job in a fresh state folder.
+  const fresh = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-eval-fresh-'));
+  process.env.EVOSCALE_HOME = fresh;
+  try {
+    const freshData = await prepareData(settings.data);
+    const straight = await trainSize(program, size, settings, freshData);
+    assert.equal(straight.resumedFromStep, 0);
+    assert.equal(resumed.valLoss, straight.valLoss, 'bit-identical final validation loss');
+  } finally {
+    process.env.EVOSCALE_HOME = home;
+    fs.rmSync(fresh, { recursive: true, force: true });
+  }
+});
+
+function evo(args: string[], extraEnv: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, EVOSCALE_HOME: home, ...extraEnv },
+    timeout: 300_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function writeFixture(name: string, text: string): string {
+  const file = path.join(home, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+test('a leaking (non-causal) block is refused before training, saying so', () => {
+  const before = fs.existsSync(path.join(home, 'cache', 'train')) ? fs.readdirSync(path.join(home, 'cache', 'train')).length : 0;
+  const r = evo(['evaluate', '--framework', 'coefficient_dynamics', '--program', writeFixture('leak.ts', NONCAUSAL_BLOCK.coefficient_dynamics), '--profile', 'micro']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /causal/i);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  const afterCount = fs.existsSync(path.join(home, 'cache', 'train')) ? fs.readdirSync(path.join(home, 'cache', 'train')).length : 0;
+  assert.equal(afterCount, before, 'nothing was trained');
+});
+
+test('a block with a syntax error or the wrong output shape gets a one-line error naming the problem', () => {
+  const fixtures = path.join(repoRoot, 'test', 'fixtures', 'programs');
+  const syntax = evo(['evaluate', '--framework', 'matrix_mixer', '--program', path.join(fixtures, 'syntax_error.ts'), '--profile', 'micro']);
+  assert.equal(syntax.code, 2);
+  assert.match(syntax.stderr, /syntax/i);
+  const shape = evo(['evaluate', '--framework', 'test_time_regression', '--program', path.join(fixtures, 'wrong_shape.ts'), '--profile', 'micro']);
+  assert.equal(shape.code, 2);
+  assert.match(shape.stderr, /shape/i);
+  for (const r of [syntax, shape]) assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+});
+
+test('evo evaluate --json prints the fit and per-size points of the baseline', () => {
+  const r = evo(['evaluate', '--framework', 'matrix_mixer', '--profile', 'micro', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.framework, 'matrix_mixer');
+  assert.match(out.programHash, /^[0-9a-f]{16}$/);
+  assert.equal(out.points.length, 3);
+  for (const p of out.points) for (const k of ['size', 'nonEmbeddingParams', 'totalParams', 'valLoss', 'steps']) assert.ok(k in p, k);
+  for (const k of ['intercept', 'slope', 'r2', 'slopeStdErr']) assert.ok(k in out.fit, k);
+  assert.equal(out.fitness, -out.fit.slope);
+});
+
+test('a missing corpus path is a one-line error and leaves the data cache intact', () => {
+  const cache = path.join(home, 'cache', 'data');
+  const listing = () => (fs.existsSync(cache) ? fs.readdirSync(cache).sort().join(',') : '');
+  const beforeList = listing();
+  const r = evo(['evaluate', '--framework', 'coefficient_dynamics', '--profile', 'micro', '--corpus', path.join(home, 'no-such-corpus.txt')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /does not exist/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.equal(listing(), beforeList);
+});

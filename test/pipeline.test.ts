@@ -1,0 +1,210 @@
+// Specification of the durable pipeline against a real Temporal server: runs complete, the
+// archive agrees with the history, and killed workers or a restarted server lose no work.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Client, type WorkflowHandle } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import * as controlActivities from '../activities/control';
+import { CONTROL_QUEUE, type RunSettings, type RunSummary, type IterationRecord } from '../lib/pipeline-types';
+import { runSettings } from '../lib/run-settings';
+import { NONCAUSAL_BLOCK, UNIFORM_CONTROL_BLOCK } from '../lib/mutation/catalogue';
+import { repoRoot } from '../lib/paths';
+import { startTestServer, type TestServer } from './helpers/temporal-server';
+
+let server: TestServer;
+let bundle: WorkflowBundleWithSourceMap;
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-pipeline-'));
+
+before(async () => {
+  server = await startTestServer();
+  process.env.TEMPORAL_ADDRESS = server.address;
+  process.env.TEMPORAL_NAMESPACE = server.namespace;
+  bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never });
+});
+
+after(async () => {
+  await server?.stop();
+  fs.rmSync(scratch, { recursive: true, force: true });
+});
+
+/** A fresh state and archive folder per test, shared by this process and its device workers. */
+function useFolders(name: string): { home: string; runs: string } {
+  const home = path.join(scratch, name, 'home');
+  const runs = path.join(scratch, name, 'runs');
+  fs.mkdirSync(home, { recursive: true });
+  process.env.EVOSCALE_HOME = home;
+  process.env.EVOSCALE_RUNS_DIR = runs;
+  return { home, runs };
+}
+
+function startDeviceWorker(): ChildProcess {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'workers', 'device.js'), '--device', 'cpu'], {
+    env: { ...process.env, ...server.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr!.on('data', (d) => process.stderr.write(`[device ${child.pid}] ${d}`));
+  return child;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** Run `body` with a control worker in this process and one device worker process. */
+async function withWorkers<T>(body: (client: Client, device: { current: ChildProcess }) => Promise<T>): Promise<T> {
+  const nativeConnection = await NativeConnection.connect({ address: server.address });
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    namespace: server.namespace,
+    taskQueue: CONTROL_QUEUE,
+    workflowBundle: bundle,
+    activities: controlActivities,
+    maxConcurrentActivityTaskExecutions: 2,
+  });
+  const connection = await server.connect();
+  const client = new Client({ connection, namespace: server.namespace });
+  const device = { current: startDeviceWorker() };
+  try {
+    return await worker.runUntil(body(client, device));
+  } finally {
+    await stopProcess(device.current);
+    await connection.close();
+    await nativeConnection.close();
+  }
+}
+
+async function startEvolution(client: Client, settings: RunSettings, id: string) {
+  return client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] });
+}
+
+type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
+
+async function historyOf(client: Client, workflowId: string): Promise<HistoryEvent[]> {
+  return (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+}
+
+/** Completed activities of a workflow with the attempt that completed them. */
+function completedActivities(events: HistoryEvent[]): { type: string; attempt: number }[] {
+  const byScheduled = new Map<string, { type: string; attempt: number }>();
+  for (const e of events) {
+    if (e.activityTaskScheduledEventAttributes) byScheduled.set(String(e.eventId), { type: e.activityTaskScheduledEventAttributes.activityType?.name ?? '', attempt: 0 });
+    if (e.activityTaskStartedEventAttributes) byScheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId))!.attempt = e.activityTaskStartedEventAttributes.attempt ?? 0;
+  }
+  const out = [];
+  for (const e of events) {
+    if (e.activityTaskCompletedEventAttributes) out.push(byScheduled.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId))!);
+  }
+  return out;
+}
+
+function microSettings(overrides: Partial<RunSettings> & { steps?: number } = {}): RunSettings {
+  const s = runSettings({ framework: 'coefficient_dynamics', profile: 'micro', iterations: overrides.iterations ?? 2, heartbeatTimeoutS: 5 });
+  if (overrides.steps) s.evaluator.training = { ...s.evaluator.training, steps: overrides.steps, checkpointEvery: 10, evalEvery: overrides.steps };
+  return { ...s, ...overrides, evaluator: s.evaluator };
+}
+
+test('an evolution completes; a refused candidate is recorded as invalid and the run goes on; summary.json agrees with the history', async () => {
+  const { runs } = useFolders('files');
+  const candidates = path.join(scratch, 'files', 'candidates');
+  fs.mkdirSync(candidates, { recursive: true });
+  fs.writeFileSync(path.join(candidates, '01-leaks-the-future.ts'), NONCAUSAL_BLOCK.coefficient_dynamics);
+  fs.writeFileSync(path.join(candidates, '02-causal-mean.ts'), UNIFORM_CONTROL_BLOCK);
+  const settings = microSettings({ iterations: 2, mutation: { provider: 'files', dir: candidates, maxAttempts: 1 } });
+  const id = 'evo-test-files';
+
+  const result = await withWorkers(async (client) => {
+    const handle = await startEvolution(client, settings, id);
+    const summary = (await handle.result()) as RunSummary;
+    // Each iteration's record is exactly what its child workflow returned (the history).
+    for (const it of summary.iterations) {
+      const child = (await client.workflow.getHandle(`${id}/iter-${String(it.iteration).padStart(3, '0')}`).result()) as IterationRecord;
+      assert.deepEqual(child, it);
+    }
+    const desc = await handle.describe();
+    assert.equal(desc.status.name, 'COMPLETED');
+    return summary;
+  });
+
+  assert.equal(result.status, 'completed');
+  assert.deepEqual(result.iterations.map((it) => it.iteration), [0, 1, 2]);
+  const [baseline, leak, mean] = result.iterations;
+  assert.equal(baseline.status, 'accepted');
+  assert.equal(baseline.points.length, 3);
+  assert.equal(leak.status, 'invalid');
+  assert.match(leak.error ?? '', /causal/i);
+  assert.deepEqual(leak.points, []);
+  assert.ok(mean.status === 'accepted' || mean.status === 'rejected');
+  assert.equal(mean.points.length, 3);
+  assert.equal(mean.parentHash, baseline.programHash);
+
+  const onDisk = JSON.parse(fs.readFileSync(path.join(runs, id, 'summary.json'), 'utf8'));
+  assert.deepEqual(onDisk, result);
+  for (const it of [baseline, mean]) assert.ok(fs.existsSync(path.join(runs, id, 'programs', `${it.programHash}.ts`)));
+  assert.ok(fs.existsSync(path.join(runs, id, 'iterations', 'iter-001.json')));
+});
+
+test('a device worker SIGKILLed mid-training: the restarted worker resumes from the checkpoint and no finished activity runs twice', async () => {
+  const { home } = useFolders('kill');
+  const settings = microSettings({ iterations: 0, steps: 400 });
+  const id = 'evo-test-kill';
+  const result = await withWorkers(async (client, device) => {
+    const handle = await startEvolution(client, settings, id);
+    // Wait for a checkpoint of some size to reach the disk, then kill the worker without warning.
+    const trainDir = path.join(home, 'cache', 'train');
+    const hasCheckpoint = () => fs.existsSync(trainDir) && fs.readdirSync(trainDir).some((k) => fs.existsSync(path.join(trainDir, k, 'checkpoint.bin')) && !fs.existsSync(path.join(trainDir, k, 'result.json')));
+    const deadline = Date.now() + 240_000;
+    while (!hasCheckpoint()) {
+      assert.ok(Date.now() < deadline, 'no checkpoint appeared');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const killed = device.current;
+    const gone = new Promise((r) => killed.once('exit', r));
+    killed.kill('SIGKILL');
+    await gone;
+    device.current = startDeviceWorker();
+    const summary = (await handle.result()) as RunSummary;
+    const events = await historyOf(client, `${id}/iter-000`);
+    return { summary, activities: completedActivities(events) };
+  });
+  const points = result.summary.iterations[0].points;
+  assert.equal(points.length, 3);
+  const resumed = points.filter((p) => p.resumedFromStep > 0);
+  assert.equal(resumed.length, 1, `exactly the interrupted size resumed: ${JSON.stringify(points)}`);
+  const retried = result.activities.filter((a) => a.attempt > 1);
+  assert.deepEqual(retried.map((a) => a.type), ['trainSize'], 'only the interrupted training ran again');
+  assert.equal(result.activities.filter((a) => a.type === 'trainSize').length, 3);
+});
+
+test('the server stopped and restarted on the same SQLite file mid-run: the run completes', async () => {
+  const { runs } = useFolders('restart');
+  const settings = microSettings({ iterations: 1, steps: 200 });
+  const id = 'evo-test-restart';
+  const summary = await withWorkers(async (client) => {
+    await startEvolution(client, settings, id);
+    // Restart once the baseline iteration is under way (its program is in the archive).
+    const programs = path.join(runs, id, 'programs');
+    const deadline = Date.now() + 120_000;
+    while (!(fs.existsSync(programs) && fs.readdirSync(programs).length > 0)) {
+      assert.ok(Date.now() < deadline, 'the run never started');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await server.restart();
+    const fresh = await server.connect();
+    try {
+      const again = new Client({ connection: fresh, namespace: server.namespace });
+      return (await again.workflow.getHandle(id).result()) as RunSummary;
+    } finally {
+      await fresh.close();
+    }
+  });
+  assert.equal(summary.status, 'completed');
+  assert.equal(summary.iterations.length, 2);
+  assert.ok(summary.iterations[0].points.length === 3);
+});
