@@ -65,8 +65,10 @@ export interface IterationRecord {
   fit: Pick<ScalingFit, 'intercept' | 'slope' | 'r2' | 'slopeStdErr'> | null;
   fitness: number | null;
   error?: string;
-  /** Proposals refused by validation before the one recorded (or all of them, when invalid). */
+  /** Proposals refused by validation, in order (when every one was refused, the last is `programHash`). */
   failedAttempts: AttemptRecord[];
+  /** Proposals this iteration drew from the mutation provider (0 for the baseline). */
+  proposals: number;
 }
 
 export type RunStatus = 'running' | 'paused' | 'stopping' | 'completed' | 'stopped';

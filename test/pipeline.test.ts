@@ -84,6 +84,17 @@ async function startEvolution(client: Client, settings: RunSettings, id: string)
   return client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] });
 }
 
+/** The workflow's result, or an error that carries the failure's root cause in its message. */
+async function resultOf(handle: WorkflowHandle): Promise<RunSummary> {
+  try {
+    return (await handle.result()) as RunSummary;
+  } catch (err) {
+    const chain: string[] = [];
+    for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) chain.push(e.message);
+    throw new Error(chain.join(' ← '));
+  }
+}
+
 type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
 
 async function historyOf(client: Client, workflowId: string): Promise<HistoryEvent[]> {
@@ -121,7 +132,7 @@ test('an evolution completes; a refused candidate is recorded as invalid and the
 
   const result = await withWorkers(async (client) => {
     const handle = await startEvolution(client, settings, id);
-    const summary = (await handle.result()) as RunSummary;
+    const summary = await resultOf(handle);
     // Each iteration's record is exactly what its child workflow returned (the history).
     for (const it of summary.iterations) {
       const child = (await client.workflow.getHandle(`${id}/iter-${String(it.iteration).padStart(3, '0')}`).result()) as IterationRecord;
@@ -169,7 +180,7 @@ test('a device worker SIGKILLed mid-training: the restarted worker resumes from 
     killed.kill('SIGKILL');
     await gone;
     device.current = startDeviceWorker();
-    const summary = (await handle.result()) as RunSummary;
+    const summary = await resultOf(handle);
     const events = await historyOf(client, `${id}/iter-000`);
     return { summary, activities: completedActivities(events) };
   });
@@ -199,7 +210,7 @@ test('the server stopped and restarted on the same SQLite file mid-run: the run 
     const fresh = await server.connect();
     try {
       const again = new Client({ connection: fresh, namespace: server.namespace });
-      return (await again.workflow.getHandle(id).result()) as RunSummary;
+      return await resultOf(again.workflow.getHandle(id));
     } finally {
       await fresh.close();
     }

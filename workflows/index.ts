@@ -93,13 +93,13 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
     fit: null,
     fitness: null,
     failedAttempts,
+    proposals: input.iteration === 0 ? 0 : failedAttempts.length + (candidate.ok ? 1 : 0),
   };
   if (!candidate.ok) {
     if (input.iteration === 0) throw ApplicationFailure.nonRetryable(`the ${settings.framework} baseline failed validation: ${candidate.reason}`, 'BaselineInvalid');
     record.error = `every proposal was refused; last: ${candidate.reason}`;
-    record.failedAttempts = failedAttempts.slice(0, -1);
-    await controlActivities(`${label}: record invalid`).recordInvalid({ runId, record: { ...record, failedAttempts } });
-    return { ...record, failedAttempts };
+    await controlActivities(`${label}: record invalid`).recordInvalid({ runId, record });
+    return record;
   }
 
   let points: SizePoint[];
@@ -169,7 +169,7 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
   publish();
 
   const data = input.carried?.data ?? (await controlActivities('prepare data').prepareData(settings.evaluator.data));
-  const proposalsSoFar = () => summary.iterations.reduce((n, it) => n + (it.iteration === 0 ? 0 : it.failedAttempts.length + 1), 0);
+  const proposalsSoFar = () => summary.iterations.reduce((n, it) => n + it.proposals, 0);
 
   for (let i = summary.iterations.length; i <= settings.iterations; i++) {
     if (paused && !stopRequested) {
