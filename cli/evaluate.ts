@@ -15,6 +15,9 @@ export interface EvaluateArgs {
   program?: string;
   profile: string;
   json: boolean;
+  /** Text files or folders of *.txt to train on instead of the default corpus. */
+  corpus?: string[];
+  vocabSize?: number;
 }
 
 export function readProgramFile(framework: ReturnType<typeof assertFramework>, file: string): Program {
@@ -43,6 +46,8 @@ export function renderEvaluation(r: EvaluationResult): string {
 export async function evaluateCommand(args: EvaluateArgs): Promise<void> {
   const framework = assertFramework(args.framework);
   const settings = profileSettings(args.profile);
+  if (args.corpus?.length) settings.data.corpus = args.corpus.map((p) => path.resolve(p));
+  if (args.vocabSize !== undefined) settings.data.vocabSize = args.vocabSize;
   const program = args.program ? readProgramFile(framework, args.program) : baselineProgram(framework);
   const report = await validateProgram(
     program,

@@ -10,17 +10,18 @@ const USAGE = `usage: evo <command> [options]
 
 commands:
   evaluate --framework <name> [--program <file>] [--profile smoke|full|micro] [--json]
+           [--corpus <file|dir> …] [--vocab-size N]
       train every size of the framework's baseline (or of a program file: a whole framework
       file or just its EVOLVE-BLOCK) and print per-size losses, the scaling-law fit and fitness
 
 frameworks: coefficient_dynamics, test_time_regression, matrix_mixer
 environment: EVOSCALE_HOME (state folder, default ./.evoscale), EVOSCALE_BACKEND (auto|tensorflow-gpu|tensorflow|wasm|cpu)`;
 
-type Options = Record<string, { type: 'string' | 'boolean'; short?: string; default?: string | boolean }>;
+type Options = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean; default?: string | boolean }>;
 
-function parse(argv: string[], options: Options): Record<string, string | boolean | undefined> {
+function parse(argv: string[], options: Options): Record<string, string | boolean | string[] | undefined> {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | string[] | undefined>;
   } catch (err) {
     throw new EvoError(`${(err as Error).message.split('\n')[0]}\n${USAGE}`, 'USAGE');
   }
@@ -42,8 +43,22 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'evaluate': {
-      const v = parse(rest, { framework: { type: 'string' }, program: { type: 'string' }, profile: { type: 'string', default: 'smoke' }, json: { type: 'boolean', default: false } });
-      await evaluateCommand({ framework: required(v, 'framework'), program: v.program as string | undefined, profile: v.profile as string, json: v.json as boolean });
+      const v = parse(rest, {
+        framework: { type: 'string' },
+        program: { type: 'string' },
+        profile: { type: 'string', default: 'smoke' },
+        json: { type: 'boolean', default: false },
+        corpus: { type: 'string', multiple: true },
+        'vocab-size': { type: 'string' },
+      });
+      await evaluateCommand({
+        framework: required(v, 'framework'),
+        program: v.program as string | undefined,
+        profile: v.profile as string,
+        json: v.json as boolean,
+        corpus: v.corpus as string[] | undefined,
+        vocabSize: v['vocab-size'] === undefined ? undefined : wholeNumber(v['vocab-size'] as string, 'vocab-size'),
+      });
       return;
     }
     case 'up': {
