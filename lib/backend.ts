@@ -74,3 +74,19 @@ export async function initBackend(choice: BackendChoice = parseBackendChoice(pro
     'NO_BACKEND',
   );
 }
+
+/**
+ * Whether a native tensor backend (a Node addon) is installed. The training sandbox must then
+ * allow addons, and its native-memory limit would trip on GPU drivers' large mappings.
+ */
+export function nativeBackendInstalled(): boolean {
+  for (const mod of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      require.resolve(mod);
+      return true;
+    } catch {
+      // not installed
+    }
+  }
+  return false;
+}

@@ -7,6 +7,7 @@ import { cacheDir, repoRoot } from './paths';
 import { hashText, type Program } from './program';
 import { readJsonIfExists, writeJsonAtomic } from './atomic-file';
 import { runInSandbox } from './sandbox/spawn';
+import { nativeBackendInstalled } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
 import { fitScalingLaw, seedFitness, type ScalingFit } from './scaling';
 import type { EvaluatorSettings, SizeSpec } from './profiles';
@@ -95,6 +96,8 @@ export async function trainSize(program: Program, size: SizeSpec, settings: Eval
     readPaths: [data.dir, dir],
     writePaths: [dir],
     wallTimeoutMs: opts.wallTimeoutMs ?? 7 * 24 * 3600 * 1000,
+    allowAddons: nativeBackendInstalled(),
+    limitNativeMemory: !nativeBackendInstalled(),
     env: opts.env,
     signal: opts.signal,
     onMessage: (msg) => opts.onProgress?.({ ...(msg as TrainProgress), size: size.name }),
