@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { assertFramework, baselineProgram, programFromText, type Program } from '../lib/program';
 import { profileSettings } from '../lib/profiles';
 import { evaluateProgram, type EvaluationResult } from '../lib/evaluate';
+import { prepareData } from '../lib/data/prepare';
 import { validateProgram } from '../lib/validate';
 import { EvoError, ProgramRejected } from '../lib/errors';
 import { fmtInt, fmtLoss, progress, table } from './output';
@@ -55,6 +56,7 @@ export async function evaluateCommand(args: EvaluateArgs): Promise<void> {
     path.join(cacheDir('validate'), `${program.hash}-${process.pid}`),
   );
   if (!report.ok) throw new ProgramRejected(`program refused before training: ${report.reason}`, 'validation');
+  await prepareData(settings.data); // corpus problems surface here, before any progress output
   if (!args.json) progress(`evaluating ${framework} program ${program.hash} on the ${settings.profile} profile: ${settings.sizes.length} sizes × ${fmtInt(settings.training.steps)} steps, ${Math.min(os.cpus().length, settings.sizes.length)} at a time`);
   const result = await evaluateProgram(program, settings, {
     onProgress: (p) => {
