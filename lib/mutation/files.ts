@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EvoError } from '../errors';
 import { programFromText } from '../program';
-import type { MutationProposal, MutationRequest } from './offline';
+import type { MutationProposal, MutationRequest } from './provider';
 
 export class FilesProvider {
   readonly name = 'files';

@@ -4,26 +4,9 @@ import { createHash } from 'node:crypto';
 import { EvoError } from '../errors';
 import type { Framework } from '../program';
 import { baselineBlock, KNOBS, modifiersFor, variantsFor, type Knob } from './catalogue';
+import type { MutationProposal, MutationProvider, MutationRequest } from './provider';
 
-export interface MutationRequest {
-  framework: Framework;
-  parentBlock: string;
-  iteration: number;
-  seed: number;
-  history: { block: string; fitness: number | null; status: string }[];
-}
-
-export interface MutationProposal {
-  block: string;
-  description: string;
-  provider: string;
-  variantIds: string[];
-}
-
-export interface MutationProvider {
-  readonly name: string;
-  propose(req: MutationRequest): Promise<MutationProposal>;
-}
+export type { MutationProposal, MutationProvider, MutationRequest } from './provider';
 
 /** A block the offline provider can propose as is: a catalogue variant or a composition. */
 export interface Candidate {
