@@ -10,6 +10,7 @@ import { FilesProvider } from '../lib/mutation/files';
 import { validateProgram } from '../lib/validate';
 import { fitScalingLaw, seedFitness } from '../lib/scaling';
 import { EvoError } from '../lib/errors';
+import { validationSpec } from '../lib/run-settings';
 import type { AttemptRecord, Candidate, IterationRecord, IterationStatus, MutationSettings, RunSettings, RunSummary, SizePoint } from '../lib/pipeline-types';
 
 /** Errors a user must fix (bad config, missing files) fail fast instead of retrying forever. */
@@ -79,11 +80,9 @@ export interface ValidationOutcome {
 export async function validateCandidate(input: ValidateInput): Promise<ValidationOutcome> {
   return userErrorsAreFinal(async () => {
     const program = loadProgram(input.runId, input.framework, input.programHash);
-    const ev = input.settings.evaluator;
-    const largest = ev.sizes[ev.sizes.length - 1];
     const report = await validateProgram(
       program,
-      { dModel: largest.dModel, nHeads: largest.nHeads, seqLen: ev.seqLen, batch: 2, timeMultiple: input.settings.validation.timeMultiple, wallTimeoutMs: input.settings.validation.wallTimeoutS * 1000 },
+      validationSpec(input.settings.evaluator, input.settings.validation),
       path.join(runDir(input.runId), 'scratch', `validate-${program.hash}`),
     );
     return { ok: report.ok, reason: report.reason, blockParams: report.blockParams };

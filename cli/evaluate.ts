@@ -10,6 +10,7 @@ import { fmtInt, fmtLoss, progress, table } from './output';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cacheDir } from '../lib/paths';
+import { validationSpec } from '../lib/run-settings';
 
 export interface EvaluateArgs {
   framework: string;
@@ -31,6 +32,33 @@ export function readProgramFile(framework: ReturnType<typeof assertFramework>, f
   return programFromText(framework, text, file);
 }
 
+function validationScratch(program: Program): string {
+  return path.join(cacheDir('validate'), `${program.hash}-${process.pid}`);
+}
+
+export interface ValidateArgs {
+  framework: string;
+  program: string;
+  profile: string;
+  json: boolean;
+}
+
+/** `evo validate`: every check on one file; exits non-zero with the reasons when refused. */
+export async function validateCommand(args: ValidateArgs): Promise<void> {
+  const framework = assertFramework(args.framework);
+  const settings = profileSettings(args.profile);
+  const program = readProgramFile(framework, args.program);
+  const report = await validateProgram(program, validationSpec(settings), validationScratch(program));
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ framework, programHash: program.hash, ...report }, null, 2) + '\n');
+  } else {
+    const rows = report.checks.map((c) => [c.ok ? 'pass' : 'FAIL', c.name, c.detail]);
+    process.stdout.write(`${framework} program ${program.hash}${report.blockParams !== undefined ? `   block parameters ${fmtInt(report.blockParams)}` : ''}\n\n`);
+    process.stdout.write(table(['', 'check', 'detail'], rows) + '\n');
+  }
+  if (!report.ok) throw new ProgramRejected(`refused: ${report.reason}`, 'validation');
+}
+
 export function renderEvaluation(r: EvaluationResult): string {
   const rows = r.points.map((p) => [p.size, fmtInt(p.nonEmbeddingParams), fmtInt(p.totalParams), fmtLoss(p.valLoss), fmtInt(p.steps), p.backend, p.cached ? 'cache' : `${p.wallSeconds.toFixed(1)}s`]);
   const f = r.fit;
@@ -50,11 +78,7 @@ export async function evaluateCommand(args: EvaluateArgs): Promise<void> {
   if (args.corpus?.length) settings.data.corpus = args.corpus.map((p) => path.resolve(p));
   if (args.vocabSize !== undefined) settings.data.vocabSize = args.vocabSize;
   const program = args.program ? readProgramFile(framework, args.program) : baselineProgram(framework);
-  const report = await validateProgram(
-    program,
-    { dModel: settings.sizes[0].dModel, nHeads: settings.sizes[0].nHeads, seqLen: settings.seqLen, batch: 2, timeMultiple: 8, wallTimeoutMs: 120_000 },
-    path.join(cacheDir('validate'), `${program.hash}-${process.pid}`),
-  );
+  const report = await validateProgram(program, validationSpec(settings), validationScratch(program));
   if (!report.ok) throw new ProgramRejected(`program refused before training: ${report.reason}`, 'validation');
   await prepareData(settings.data); // corpus problems surface here, before any progress output
   if (!args.json) progress(`evaluating ${framework} program ${program.hash} on the ${settings.profile} profile: ${settings.sizes.length} sizes × ${fmtInt(settings.training.steps)} steps, ${Math.min(os.cpus().length, settings.sizes.length)} at a time`);

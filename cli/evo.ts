@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { EvoError } from '../lib/errors';
 import { exitWithError } from './output';
-import { evaluateCommand } from './evaluate';
+import { evaluateCommand, validateCommand } from './evaluate';
 import { downCommand, startCommand, statusCommand, upCommand } from './runs';
 
 const USAGE = `usage: evo <command> [options]
@@ -59,6 +59,11 @@ async function main(argv: string[]): Promise<void> {
         corpus: v.corpus as string[] | undefined,
         vocabSize: v['vocab-size'] === undefined ? undefined : wholeNumber(v['vocab-size'] as string, 'vocab-size'),
       });
+      return;
+    }
+    case 'validate': {
+      const v = parse(rest, { framework: { type: 'string' }, program: { type: 'string' }, profile: { type: 'string', default: 'smoke' }, json: { type: 'boolean', default: false } });
+      await validateCommand({ framework: required(v, 'framework'), program: required(v, 'program'), profile: v.profile as string, json: v.json as boolean });
       return;
     }
     case 'up': {

@@ -112,6 +112,11 @@ export function iterationLine(s: RunSummary, i: number): string {
 
 export async function startCommand(opts: RunOptions & { wait: boolean }): Promise<void> {
   const frameworks = opts.framework === 'all' ? [...FRAMEWORKS] : [opts.framework];
+  if (!process.env.TEMPORAL_ADDRESS) {
+    const { workers } = await stackStatus();
+    const up = (prefix: string) => workers.some((w) => w.running && w.name.startsWith(prefix));
+    if (!up('control') || !up('device')) progress('note: no local control or device worker is running; the run waits for them (start them with `npx evo up`)');
+  }
   const ids: string[] = [];
   for (const framework of frameworks) {
     const settings = runSettings({ ...opts, framework });

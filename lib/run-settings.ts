@@ -2,7 +2,24 @@
 import { assertFramework, type Framework } from './program';
 import { profileSettings } from './profiles';
 import { EvoError } from './errors';
-import type { MutationSettings, RunSettings } from './pipeline-types';
+import type { MutationSettings, RunSettings, ValidationSettings } from './pipeline-types';
+import type { EvaluatorSettings } from './profiles';
+import type { ValidationSpec } from './validate';
+
+export const DEFAULT_VALIDATION: ValidationSettings = { timeMultiple: 8, wallTimeoutS: 300 };
+
+/** Validation runs at the largest size's shape, so an accidental O(T³) or a huge block shows. */
+export function validationSpec(evaluator: EvaluatorSettings, validation: ValidationSettings = DEFAULT_VALIDATION): ValidationSpec {
+  const largest = evaluator.sizes[evaluator.sizes.length - 1];
+  return {
+    dModel: largest.dModel,
+    nHeads: largest.nHeads,
+    seqLen: evaluator.seqLen,
+    batch: 2,
+    timeMultiple: validation.timeMultiple,
+    wallTimeoutMs: validation.wallTimeoutS * 1000,
+  };
+}
 
 /** Iterations after the baseline when none are given: the seed's 35 at full scale. */
 const DEFAULT_ITERATIONS: Record<string, number> = { full: 35, smoke: 3, micro: 2 };
@@ -30,7 +47,7 @@ export function runSettings(opts: RunOptions): RunSettings {
     seed: opts.seed ?? evaluator.seed,
     evaluator,
     mutation,
-    validation: { timeMultiple: 8, wallTimeoutS: 300 },
+    validation: { ...DEFAULT_VALIDATION },
     heartbeatTimeoutS: opts.heartbeatTimeoutS ?? 60,
     // The longest single-size training the profile can need, with room for slow hardware.
     trainTimeoutH: profile === 'full' ? 96 : 2,
