@@ -97,6 +97,8 @@ export async function trainSize(program: Program, size: SizeSpec, settings: Eval
     writePaths: [dir],
     wallTimeoutMs: opts.wallTimeoutMs ?? 7 * 24 * 3600 * 1000,
     allowAddons: nativeBackendInstalled(),
+    // wasm32 cannot address more than 4 GiB anyway; GPU drivers map large regions up front.
+    memoryMb: nativeBackendInstalled() ? undefined : 8192,
     limitNativeMemory: !nativeBackendInstalled(),
     env: opts.env,
     signal: opts.signal,

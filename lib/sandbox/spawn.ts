@@ -123,6 +123,13 @@ function probe(prefix: string[], script = '0'): Promise<boolean> {
   });
 }
 
+/**
+ * In a PID namespace the first process is its init, which ignores signals it has no handler for and turns
+ * an abort into a segfault. A shell as init keeps node an ordinary process (it runs node as a child, not
+ * through exec) and reports how node died as its exit status (128 + signal).
+ */
+const SHELL_INIT = ['/bin/sh', '-c', '"$@"; status=$?; exit $status', 'sandbox-init'];
+
 /** Exits 0 only when no network interface has an address (an empty network namespace). */
 const NO_NETWORK_SCRIPT = "process.exit(Object.keys(require('os').networkInterfaces()).length === 0 ? 0 : 1)";
 
@@ -156,7 +163,8 @@ async function planIsolation(): Promise<Plan> {
       ['--user', '--map-root-user', '--net'],
     ];
     for (const flags of variants) {
-      if (await probe([tools.unshare, ...flags, '--'], NO_NETWORK_SCRIPT)) {
+      const init = flags.includes('--pid') ? SHELL_INIT : [];
+      if (await probe([tools.unshare, ...flags, '--', ...init], NO_NETWORK_SCRIPT)) {
         plan.unshare = [tools.unshare, ...flags, '--'];
         plan.isolation.network = true;
         plan.isolation.pidNamespace = flags.includes('--pid');
@@ -177,6 +185,7 @@ async function planIsolation(): Promise<Plan> {
     }
   }
   if (!plan.isolation.capabilities) gaps.push('capabilities are not dropped (setpriv missing or refused)');
+  if (!fs.existsSync('/proc/self/status')) gaps.push('no /proc: the resident-size memory watchdog cannot see the child');
   return plan;
 }
 
@@ -230,10 +239,7 @@ function commandLine(opts: SandboxOptions, plan: Plan, script: string, reads: st
     if (opts.memoryMb !== undefined && opts.limitNativeMemory !== false) limits.push(`--data=${Math.floor(opts.memoryMb * 1024 * 1024)}`);
     limits.push('--');
   }
-  // In a PID namespace the first process is its init, which ignores signals it has no handler for and
-  // turns an abort into a segfault. A shell as init keeps node an ordinary process and reports how it
-  // died as the exit status (128 + signal).
-  const init = plan.isolation.pidNamespace ? ['/bin/sh', '-c', '"$@"; status=$?; exit $status', 'sandbox-init'] : [];
+  const init = plan.isolation.pidNamespace ? SHELL_INIT : [];
   return [...plan.deathWrapper, ...limits, ...plan.unshare, ...plan.privWrapper, ...init, process.execPath, ...nodeArgs, script];
 }
 
@@ -332,7 +338,8 @@ export async function runInSandbox<T>(opts: SandboxOptions): Promise<T> {
       }
     };
     const failWith = (err: Error): void => {
-      if (settled || failure) return;
+      if (settled) return;
+      if (failure || outcome) return killGroup();
       failure = err;
       killGroup();
     };
@@ -344,7 +351,7 @@ export async function runInSandbox<T>(opts: SandboxOptions): Promise<T> {
       clearInterval(watchdog);
       opts.signal?.removeEventListener('abort', onAbort);
       if (!exited) signalGroup();
-      if (failure) return reject(failure);
+      // An outcome that arrived wins over what happened after it (a late timeout, a slow exit).
       if (outcome?.kind === 'result') return resolve(outcome.value as T);
       if (outcome?.kind === 'error') {
         if (outcome.check !== undefined) return reject(new ProgramRejected(outcome.message, outcome.check));
@@ -353,7 +360,7 @@ export async function runInSandbox<T>(opts: SandboxOptions): Promise<T> {
         }
         return reject(new SandboxFailure(outcome.message, 'task-error', stderrTail));
       }
-      reject(exitFailure());
+      reject(failure ?? exitFailure());
     };
 
     const limitText = (): string => (opts.memoryMb !== undefined ? ` (limit ${opts.memoryMb} MB)` : '');
@@ -371,6 +378,7 @@ export async function runInSandbox<T>(opts: SandboxOptions): Promise<T> {
     };
 
     const handleLine = (line: string): void => {
+      if (outcome) return; // anything after the outcome is ignored
       let msg: ChildMessage;
       try {
         msg = JSON.parse(line) as ChildMessage;
@@ -380,7 +388,6 @@ export async function runInSandbox<T>(opts: SandboxOptions): Promise<T> {
       if (typeof msg !== 'object' || msg === null) {
         return failWith(new SandboxFailure('candidate process sent a malformed message (not an object)', 'crashed', stderrTail));
       }
-      if (outcome) return; // anything after the outcome is ignored
       if (msg.t === 'progress') {
         try {
           opts.onMessage?.(msg.m);
@@ -399,7 +406,7 @@ export async function runInSandbox<T>(opts: SandboxOptions): Promise<T> {
 
     const onMessageData = (chunk: Buffer): void => {
       let start = 0;
-      while (!failure && start < chunk.length) {
+      while (!failure && !outcome && start < chunk.length) {
         const nl = chunk.indexOf(10, start);
         const end = nl < 0 ? chunk.length : nl;
         pendingBytes += end - start;
@@ -419,13 +426,16 @@ export async function runInSandbox<T>(opts: SandboxOptions): Promise<T> {
 
     const onAbort = (): void => failWith(new SandboxFailure('candidate process was cancelled', 'killed', stderrTail));
 
-    const watchdog = setInterval(() => {
-      if (opts.memoryMb === undefined || child.pid === undefined) return;
-      const rss = treeRssMb(child.pid);
-      if (rss > opts.memoryMb) {
-        failWith(new SandboxFailure(`candidate process exceeded the ${opts.memoryMb} MB memory limit (resident ${Math.round(rss)} MB)`, 'memory', stderrTail));
-      }
-    }, WATCHDOG_INTERVAL_MS);
+    const memoryMb = opts.memoryMb;
+    const watchdog =
+      memoryMb === undefined
+        ? undefined
+        : setInterval(() => {
+            const rss = child.pid === undefined ? 0 : treeRssMb(child.pid);
+            if (rss > memoryMb) {
+              failWith(new SandboxFailure(`candidate process exceeded the ${memoryMb} MB memory limit (resident ${Math.round(rss)} MB)`, 'memory', stderrTail));
+            }
+          }, WATCHDOG_INTERVAL_MS);
 
     timers.push(
       setTimeout(

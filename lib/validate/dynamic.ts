@@ -1,46 +1,12 @@
-// Dynamic checks of a candidate attention block on the tfjs wasm backend: shape, determinism, finiteness,
-// causality, batch independence, gradient flow, tampering and a time budget against the framework's baseline.
-// Runs the candidate's code: only ever call runDynamicChecks inside the sandbox (lib/sandbox/validate-child.ts).
+// Dynamic checks of a candidate block on the tfjs wasm backend (shape, determinism, finiteness, causality,
+// batch independence, gradients, tampering, time). Runs candidate code: call only inside the sandbox.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { AttentionFn, Tensor, Variable } from '../attention-context';
 import { attentionContext, causalMask, ParamStore, seedFor } from '../attention-runtime';
 import { oneLine, ProgramRejected } from '../errors';
 import { compileAttention } from '../program';
-
-export interface DynamicSpec {
-  dModel: number;
-  nHeads: number;
-  seqLen: number;
-  batch: number;
-  /** Refuse a block whose forward+backward takes longer than this multiple of the baseline's. */
-  timeMultiple: number;
-}
-
-export interface DynamicInput {
-  block: string;
-  /** The framework's baseline block: the time reference, measured in the same process. */
-  baselineBlock: string;
-  spec: DynamicSpec;
-}
-
-export interface CheckResult {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
-
-export interface DynamicReport {
-  checks: CheckResult[];
-  /** The failing check's one-line message (absent when every check passed). */
-  reason?: string;
-  blockParams?: number;
-  msPerStep?: number;
-  baselineMsPerStep?: number;
-}
-
-/** Every check a passing block has passed, in the order they run. */
-export const DYNAMIC_CHECKS = ['compile', 'shape', 'determinism', 'finite', 'causality', 'batch', 'gradient', 'tamper', 'time'] as const;
+import type { CheckResult, DynamicInput, DynamicReport, DynamicSpec } from './report';
 
 const PARAM_SEED = 1234;
 const SCOPE = 'attn';

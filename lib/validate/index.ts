@@ -4,10 +4,10 @@ import * as path from 'node:path';
 import { EvoError, ProgramRejected } from '../errors';
 import { baselineProgram, transpileBlock, type Program } from '../program';
 import { runInSandbox, SandboxFailure } from '../sandbox/spawn';
-import { DYNAMIC_CHECKS, type CheckResult, type DynamicInput, type DynamicReport } from './dynamic';
+import { DYNAMIC_CHECKS, type CheckResult, type DynamicInput, type DynamicReport } from './report';
 import { assertStaticallySafe } from './static';
 
-export { staticFindings, assertStaticallySafe, type StaticFinding } from './static';
+export { staticFindings, describeFinding, assertStaticallySafe, type StaticFinding } from './static';
 
 export interface ValidationSpec {
   dModel: number;
@@ -108,7 +108,6 @@ export async function validateProgram(program: Program, spec: ValidationSpec, sc
       scratchDir,
       wallTimeoutMs: spec.wallTimeoutMs,
       memoryMb: spec.memoryMb ?? DEFAULT_MEMORY_MB,
-      env: { EVOSCALE_BACKEND: 'wasm' },
     });
   } catch (err) {
     if (err instanceof ProgramRejected) return refused(checks, err.check, err.message);

@@ -1,6 +1,5 @@
-// The first line of defence against a hostile block: walks its TypeScript AST and refuses every way out
-// of "tf and ctx only" (globals, modules, reflection, prototype tricks, code from strings, timers, I/O).
-// A filter, not the boundary: candidates still only ever run inside the sandbox (lib/sandbox/spawn.ts).
+// First line of defence against a hostile block: walks its TypeScript AST and refuses every way out of
+// "tf and ctx only". A filter, not the boundary: candidates still run only inside lib/sandbox/spawn.ts.
 import * as ts from 'typescript';
 import { ProgramRejected } from '../errors';
 
@@ -221,7 +220,7 @@ export function staticFindings(block: string): StaticFinding[] {
     } else if ((ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) && FORBIDDEN_MEMBERS.has(node.text)) {
       // A bare 'constructor' string only ever serves to look the property up later.
       if (!ts.isElementAccessExpression(node.parent)) report(node, `the string '${node.text}'`, FORBIDDEN_MEMBERS.get(node.text) as string);
-    } else if (ts.isBindingElement(node)) {
+    } else if (ts.isBindingElement(node) && ts.isObjectBindingPattern(node.parent)) {
       const key = node.propertyName ?? node.name;
       if (ts.isIdentifier(key) || ts.isStringLiteral(key)) {
         checkMemberName(key, key.text);
@@ -269,6 +268,7 @@ export function staticFindings(block: string): StaticFinding[] {
   return findings;
 }
 
+/** "static: block line 4 uses `process`: Node's process object is not available". */
 export function describeFinding(f: StaticFinding): string {
   return `static: block line ${f.line} uses ${f.construct}: ${f.why}`;
 }

@@ -1,0 +1,130 @@
+// Validation refuses broken and hostile blocks with precise one-line reasons and passes the baselines.
+// Hostile fixtures live in test/fixtures/hostile/*.ts: a block whose first line is `// expect: <check>`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { validateProgram, staticFindings, type ValidationReport, type ValidationSpec } from '../lib/validate';
+import { DYNAMIC_CHECKS } from '../lib/validate/report';
+import { baselineProgram, FRAMEWORKS, makeProgram } from '../lib/program';
+import { repoRoot } from '../lib/paths';
+
+const SPEC: ValidationSpec = { dModel: 32, nHeads: 4, seqLen: 16, batch: 2, timeMultiple: 4, wallTimeoutMs: 30_000 };
+const FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'hostile');
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-validate-test-'));
+process.on('exit', () => fs.rmSync(scratch, { recursive: true, force: true }));
+
+function validate(block: string, spec: ValidationSpec = SPEC): Promise<ValidationReport> {
+  return validateProgram(makeProgram('coefficient_dynamics', block), spec, scratch);
+}
+
+function failedCheck(report: ValidationReport): string | undefined {
+  return report.checks.find((c) => !c.ok)?.name;
+}
+
+/** Single-head causal softmax attention; `mask: false` drops the causal mask, `out` rewrites the result `y`. */
+function softmaxBlock({ mask = true, out = 'y', extra = '' }: { mask?: boolean; out?: string; extra?: string } = {}): string {
+  return `function attention(tf, ctx, x) {
+  const [B, T, D] = x.shape;
+  const W = ctx.param('Wqkv', [D, 3 * D], 'glorot');
+  const [q, k, v] = tf.split(tf.reshape(tf.matMul(tf.reshape(x, [B * T, D]), W), [B, T, 3 * D]), 3, 2);
+  const scores = tf.div(tf.matMul(q, k, false, true), Math.sqrt(D));
+  const masked = ${mask ? 'tf.add(scores, tf.mul(tf.sub(1, ctx.causalMask), -1e9))' : 'scores'};
+  const y = tf.matMul(tf.softmax(masked, -1), v);${extra}
+  return ${out};
+}
+`;
+}
+
+test('every framework baseline passes every check', async () => {
+  for (const framework of FRAMEWORKS) {
+    const report = await validateProgram(baselineProgram(framework), SPEC, scratch);
+    assert.equal(report.ok, true, `${framework}: ${report.reason}`);
+    assert.equal(report.reason, undefined);
+    assert.deepEqual(report.checks.map((c) => c.name), ['syntax', 'static', ...DYNAMIC_CHECKS]);
+    assert.ok(report.checks.every((c) => c.ok && c.detail.length > 0));
+    assert.ok((report.blockParams ?? 0) > 0);
+    assert.ok((report.msPerStep ?? 0) > 0 && (report.baselineMsPerStep ?? 0) > 0);
+    if (framework === 'coefficient_dynamics') assert.equal(report.blockParams, SPEC.dModel * 3 * SPEC.dModel);
+  }
+});
+
+test('a single-head softmax block passes', async () => {
+  const report = await validate(softmaxBlock());
+  assert.equal(report.ok, true, report.reason);
+});
+
+test('softmax without the causal mask is refused by causality', async () => {
+  const report = await validate(softmaxBlock({ mask: false }));
+  assert.equal(report.ok, false);
+  assert.equal(failedCheck(report), 'causality');
+  assert.match(report.reason ?? '', /^causality: output at position \d+ changed by [\d.e+-]+ when tokens after position \d+ were perturbed \(the block reads the future\)$/);
+});
+
+test('a wrong output shape is refused with both shapes in the message', async () => {
+  const report = await validate(softmaxBlock({ out: 'tf.concat([y, y], 2)' }));
+  assert.equal(failedCheck(report), 'shape');
+  assert.equal(report.reason, 'shape: expected output (2, 16, 32), got (2, 16, 64)');
+});
+
+test('a syntax error is refused before anything runs', async () => {
+  const report = await validate('function attention(tf, ctx, x) {\n  return tf.mul(x, 2;\n}\n');
+  assert.equal(failedCheck(report), 'syntax');
+  assert.match(report.reason ?? '', /^syntax error in the EVOLVE-BLOCK at block line 2/);
+  assert.deepEqual(report.checks.map((c) => c.name), ['syntax']);
+});
+
+test('a block emitting NaN is refused by finite', async () => {
+  const report = await validate(softmaxBlock({ out: 'tf.sqrt(tf.sub(y, 10))' }));
+  assert.equal(failedCheck(report), 'finite');
+  assert.match(report.reason ?? '', /^finite: output has \d+ non-finite values \(NaN or Inf\) for random inputs$/);
+});
+
+test('a block mixing batch rows is refused by batch', async () => {
+  const report = await validate(softmaxBlock({ out: 'tf.add(y, tf.mean(y, 0, true))' }));
+  assert.equal(failedCheck(report), 'batch');
+  assert.match(report.reason ?? '', /^batch: output of batch row 0 changed by [\d.e+-]+ when only batch row 1 was perturbed \(the block mixes batch rows\)$/);
+});
+
+test('a parameter that gets no gradient is refused by gradient', async () => {
+  const report = await validate(softmaxBlock({ extra: "\n  const gate = ctx.param('gate', [D], 'ones');" }));
+  assert.equal(failedCheck(report), 'gradient');
+  assert.equal(report.reason, 'gradient: parameter "gate" gets an all-zero gradient (it does not affect the output)');
+});
+
+test('a block that never returns is stopped by the wall clock', async () => {
+  const report = await validate('function attention(tf, ctx, x) {\n  for (;;) {}\n}\n', { ...SPEC, wallTimeoutMs: 4000 });
+  assert.equal(failedCheck(report), 'timeout');
+  assert.equal(report.reason, 'timeout: validation exceeded the 4 s wall-clock limit (the block is too slow or never returns)');
+});
+
+test('static checks name the construct and the block line, and ignore strings and comments', () => {
+  const findings = staticFindings('// process, require and globalThis in a comment\nconst note = "process the constructor";\nfunction attention(tf, ctx, x) {\n  return tf.mul(x, process.env.N);\n}\n');
+  assert.deepEqual(findings.map((f) => [f.line, f.construct]), [[4, '`process`']]);
+  assert.deepEqual(staticFindings(baselineProgram('coefficient_dynamics').block), []);
+});
+
+const fixtures = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.ts')).sort();
+
+test('the hostile fixture corpus is present', () => {
+  assert.ok(fixtures.length >= 10, `only ${fixtures.length} fixtures in ${FIXTURES}`);
+});
+
+for (const file of fixtures) {
+  test(`hostile fixture ${file}`, async () => {
+    const text = fs.readFileSync(path.join(FIXTURES, file), 'utf8');
+    const expect = /^\/\/ expect: ([\w-]+)/.exec(text)?.[1];
+    assert.ok(expect, `${file}: the first line must be "// expect: <check name>" (or "// expect: ok")`);
+    const report = await validate(text);
+    if (expect === 'ok') {
+      assert.equal(report.ok, true, `${file}: ${report.reason}`);
+      return;
+    }
+    assert.equal(report.ok, false, `${file} was accepted`);
+    assert.equal(failedCheck(report), expect, `${file}: ${report.reason}`);
+    assert.ok(report.reason && !report.reason.includes('\n'), `${file}: the reason must be one line`);
+    // Refused statically means refused before any candidate code ran.
+    if (expect === 'static' || expect === 'syntax') assert.ok(!report.checks.some((c) => c.name === 'compile'));
+  });
+}
