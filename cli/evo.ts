@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { EvoError } from '../lib/errors';
 import { exitWithError } from './output';
 import { evaluateCommand, validateCommand } from './evaluate';
-import { downCommand, startCommand, statusCommand, upCommand } from './runs';
+import { downCommand, signalCommand, startCommand, statusCommand, upCommand } from './runs';
 
 const USAGE = `usage: evo <command> [options]
 
@@ -78,18 +78,28 @@ async function main(argv: string[]): Promise<void> {
     case 'start': {
       const v = parse(rest, {
         framework: { type: 'string' },
-        profile: { type: 'string', default: 'smoke' },
+        config: { type: 'string' },
+        profile: { type: 'string' },
         iterations: { type: 'string' },
         seed: { type: 'string' },
         wait: { type: 'boolean', default: false },
       });
       await startCommand({
         framework: required(v, 'framework'),
-        profile: v.profile as string,
+        config: v.config as string | undefined,
+        profile: v.profile as string | undefined,
         iterations: v.iterations === undefined ? undefined : wholeNumber(v.iterations as string, 'iterations'),
         seed: v.seed === undefined ? undefined : wholeNumber(v.seed as string, 'seed'),
         wait: v.wait as boolean,
       });
+      return;
+    }
+    case 'pause':
+    case 'resume':
+    case 'stop': {
+      const [id, ...more] = rest;
+      if (!id || more.length > 0) throw new EvoError(`usage: evo ${command} <workflowId>`, 'USAGE');
+      await signalCommand(command, id);
       return;
     }
     case 'status': {

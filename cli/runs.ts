@@ -4,7 +4,10 @@ import { connectClient, temporalUiUrl } from '../lib/temporal/connection';
 import { EvoFramework, EvoStatus, EvoIteration } from '../lib/temporal/search-attributes';
 import { FRAMEWORKS } from '../lib/program';
 import { CONTROL_QUEUE, type RunSettings, type RunSummary } from '../lib/pipeline-types';
-import { runSettings, type RunOptions } from '../lib/run-settings';
+import { defaultConfigPath, loadRunConfig } from '../lib/config/load';
+import { chooseProvider } from '../lib/mutation/provider';
+import { formatTotals } from '../lib/mutation/ledger';
+import { assertFramework } from '../lib/program';
 import { parseDevices, stackDown, stackStatus, stackUp } from '../lib/stack';
 import { EvoError } from '../lib/errors';
 import { fmtLoss, progress, table } from './output';
@@ -61,6 +64,8 @@ export function renderSummary(s: RunSummary): string {
     `${s.workflowId}   ${s.framework}   profile ${s.profile}   ${s.status}`,
     table(['iter', 'status', 'fitness', 'R²', 'loss@largest', 'best so far', 'candidate'], rows),
     s.best ? `best: iteration ${s.best.iteration}, fitness ${s.best.fitness.toFixed(4)}, program ${s.best.programHash}` : 'best: none yet',
+    `LLM usage: ${formatTotals(s.usage)}`,
+    ...(s.reason ? [s.reason] : []),
   ].join('\n');
 }
 
@@ -110,7 +115,29 @@ export function iterationLine(s: RunSummary, i: number): string {
   return `iteration ${String(it.iteration).padStart(3)}  ${it.status.padEnd(8)}  fitness ${fmtLoss(it.fitness).padStart(8)}  best so far ${best.length ? fmtLoss(Math.max(...best)) : '—'}  ${(it.error ?? it.description).slice(0, 80)}`;
 }
 
-export async function startCommand(opts: RunOptions & { wait: boolean }): Promise<void> {
+export interface StartOptions {
+  framework: string;
+  /** A YAML config; default configs/<framework>.yaml with the smoke profile. */
+  config?: string;
+  profile?: string;
+  iterations?: number;
+  seed?: number;
+  wait: boolean;
+}
+
+/** A run's settings from its config: `--config` as written, or the framework's shipped config on `--profile` (default smoke). */
+export function settingsFor(opts: StartOptions, framework: string): RunSettings {
+  const cfg = opts.config
+    ? loadRunConfig(opts.config, { profile: opts.profile, iterations: opts.iterations })
+    : loadRunConfig(defaultConfigPath(assertFramework(framework)), { profile: opts.profile ?? 'smoke', iterations: opts.iterations });
+  if (opts.config && cfg.framework !== framework && framework !== 'all') throw new EvoError(`config ${opts.config} is for ${cfg.framework}, not ${framework}`, 'USAGE');
+  for (const n of cfg.notices) progress(`note: ${n}`);
+  progress(chooseProvider(cfg).notice);
+  const { configPath: _path, notices: _notices, evolution: _evolution, ...settings } = cfg;
+  return opts.seed === undefined ? settings : { ...settings, seed: opts.seed, evaluator: { ...settings.evaluator, seed: opts.seed } };
+}
+
+export async function startCommand(opts: StartOptions): Promise<void> {
   const frameworks = opts.framework === 'all' ? [...FRAMEWORKS] : [opts.framework];
   if (!process.env.TEMPORAL_ADDRESS) {
     const { workers } = await stackStatus();
@@ -119,7 +146,7 @@ export async function startCommand(opts: RunOptions & { wait: boolean }): Promis
   }
   const ids: string[] = [];
   for (const framework of frameworks) {
-    const settings = runSettings({ ...opts, framework });
+    const settings = settingsFor(opts, framework);
     const id = await startRun(settings);
     ids.push(id);
     process.stdout.write(`started ${id}\n  Web UI: ${temporalUiUrl(id) ?? '(set TEMPORAL_UI_URL)'}\n`);
@@ -129,6 +156,20 @@ export async function startCommand(opts: RunOptions & { wait: boolean }): Promis
     progress(`waiting for ${id} …`);
     const s = await waitForRun(id, (sum, i) => process.stdout.write(`${id}  ${iterationLine(sum, i)}\n`));
     process.stdout.write('\n' + renderSummary(s) + '\n');
+  }
+}
+
+/** `evo pause|resume|stop <workflowId>`: signals the evolution workflow handles. */
+export async function signalCommand(signal: 'pause' | 'resume' | 'stop', workflowId: string): Promise<void> {
+  const { client, connection } = await connectClient();
+  try {
+    await client.workflow.getHandle(workflowId).signal(signal);
+    process.stdout.write(`sent ${signal} to ${workflowId}\n`);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new EvoError(`no running workflow ${workflowId}`, 'NOT_FOUND');
+    throw err;
+  } finally {
+    await connection.close();
   }
 }
 

@@ -4,6 +4,8 @@ import type { EvaluatorSettings } from './profiles';
 import type { Framework } from './program';
 import type { PreparedData } from './data/prepare';
 import type { ScalingFit } from './scaling';
+import type { LlmSettings, PromptSettings } from './config/schema';
+import type { UsageTotals } from './mutation/ledger';
 
 export const CONTROL_QUEUE = 'evoscale-control';
 export const TRAIN_QUEUE = 'evoscale-train';
@@ -35,6 +37,9 @@ export interface RunSettings {
   heartbeatTimeoutS: number;
   /** Start-to-close limit of one size's training. */
   trainTimeoutH: number;
+  /** LLM and prompt settings from the run's config (absent: those of configs/<framework>.yaml). */
+  llm?: LlmSettings;
+  prompt?: PromptSettings;
 }
 
 export interface SizePoint {
@@ -50,9 +55,11 @@ export interface SizePoint {
 export type IterationStatus = 'accepted' | 'rejected' | 'invalid';
 
 export interface AttemptRecord {
-  programHash: string;
+  /** Null when the reply was refused before it became a program. */
+  programHash: string | null;
   description: string;
   error: string;
+  kind: 'reply-refused' | 'validation-failed';
 }
 
 export interface IterationRecord {
@@ -69,6 +76,8 @@ export interface IterationRecord {
   failedAttempts: AttemptRecord[];
   /** Proposals this iteration drew from the mutation provider (0 for the baseline). */
   proposals: number;
+  /** LLM tokens and cost of this iteration's proposals. */
+  usage: UsageTotals;
 }
 
 export type RunStatus = 'running' | 'paused' | 'stopping' | 'completed' | 'stopped';
@@ -80,6 +89,10 @@ export interface RunSummary {
   status: RunStatus;
   iterations: IterationRecord[];
   best: { iteration: number; fitness: number; programHash: string } | null;
+  /** LLM tokens and cost of the whole run. */
+  usage: UsageTotals;
+  /** Why the run is paused or stopped early (budget spent, the LLM refusing our credentials…). */
+  reason?: string;
 }
 
 export interface EvolutionInput {
@@ -103,7 +116,11 @@ export interface IterationInput {
 }
 
 export interface Candidate {
-  programHash: string;
+  /** Null when the provider's reply was refused (see `refused`). */
+  programHash: string | null;
   description: string;
   provider: string;
+  /** Why the reply could not become a program; fed back into the next attempt's prompt. */
+  refused?: string;
+  usage: UsageTotals;
 }

@@ -1,8 +1,7 @@
 // The main job (`npm start`): bring the local stack up, run a smoke-profile evolution of one
 // framework for a few iterations, print each iteration as it lands, and leave the run in the UI.
 import { parseDevices, stackUp } from '../lib/stack';
-import { runSettings } from '../lib/run-settings';
-import { iterationLine, renderSummary, startRun, waitForRun } from '../cli/runs';
+import { iterationLine, renderSummary, settingsFor, startRun, waitForRun } from '../cli/runs';
 import { temporalUiUrl } from '../lib/temporal/connection';
 import { exitWithError, progress } from '../cli/output';
 
@@ -13,7 +12,7 @@ async function main(): Promise<void> {
   progress('bringing up the local stack (Temporal dev server, control worker, device workers) …');
   const stack = await stackUp({ devices: parseDevices(process.env.EVOSCALE_DEVICES ?? 'auto'), log: progress });
   progress(`Temporal at ${stack.server.address}; workers: ${stack.workers.map((w) => w.name).join(', ')}`);
-  const settings = runSettings({ framework, profile, iterations });
+  const settings = settingsFor({ framework, profile, iterations, wait: true }, framework);
   const id = await startRun(settings);
   process.stdout.write(`started ${id}: ${framework}, ${profile} profile, baseline + ${iterations} iterations\n`);
   process.stdout.write(`Web UI: ${temporalUiUrl(id)}\n\n`);

@@ -7,7 +7,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Client, type WorkflowHandle } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { defaultConfigPath, loadRunConfig } from '../lib/config/load';
+import { CATALOGUE } from '../lib/mutation/catalogue';
+import { FakeOpenAi, completion } from './helpers/fake-openai';
 import * as controlActivities from '../activities/control';
 import { CONTROL_QUEUE, type RunSettings, type RunSummary, type IterationRecord } from '../lib/pipeline-types';
 import { runSettings } from '../lib/run-settings';
@@ -19,7 +22,14 @@ let server: TestServer;
 let bundle: WorkflowBundleWithSourceMap;
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-pipeline-'));
 
+/** Every log line of the workers under test (this process's Temporal runtime and device workers). */
+const logs: string[] = [];
+
 before(async () => {
+  // Runs that should use the offline catalogue must not find a real key in the environment.
+  delete process.env.OPENAI_API_KEY;
+  delete process.env.OPENAI_BASE_URL;
+  Runtime.install({ logger: new DefaultLogger('INFO', (entry) => logs.push(`${entry.message} ${JSON.stringify(entry.meta ?? {})}`)) });
   server = await startTestServer();
   process.env.TEMPORAL_ADDRESS = server.address;
   process.env.TEMPORAL_NAMESPACE = server.namespace;
@@ -46,7 +56,7 @@ function startDeviceWorker(): ChildProcess {
     env: { ...process.env, ...server.env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  child.stderr!.on('data', (d) => process.stderr.write(`[device ${child.pid}] ${d}`));
+  child.stderr!.on('data', (d) => logs.push(String(d)));
   return child;
 }
 
@@ -218,4 +228,70 @@ test('the server stopped and restarted on the same SQLite file mid-run: the run 
   assert.equal(summary.status, 'completed');
   assert.equal(summary.iterations.length, 2);
   assert.ok(summary.iterations[0].points.length === 3);
+});
+
+test('an LLM-guided run through an OpenAI-compatible API: diff and whole-block replies train, refusals feed the next prompt, the ledger adds up, the budget stops mutation, the key stays secret', async () => {
+  const { runs } = useFolders('llm');
+  const llm = new FakeOpenAi();
+  const baseUrl = await llm.start();
+  const key = 'sk-test-evoscale-0123456789abcdefghij';
+  process.env.OPENAI_API_KEY = key;
+  process.env.OPENAI_BASE_URL = baseUrl;
+  const diff = [
+    'Learned per-head temperature.',
+    '```diff',
+    '<<<<<<< SEARCH',
+    '  const h = tf.mul(k, 1 / Math.sqrt(d)); // (B, H, T, d)',
+    '=======',
+    "  const logTau = ctx.param('logTau', [1, H, 1, 1], 'zeros'); // per-head log temperature",
+    '  const h = tf.mul(tf.mul(k, 1 / Math.sqrt(d)), tf.exp(logTau)); // (B, H, T, d)',
+    '>>>>>>> REPLACE',
+    '```',
+  ].join('\n');
+  const sigmoid = CATALOGUE.find((v) => v.id === 'cd-sigmoid')!.block;
+  llm.script(
+    completion('I would make the attention sharper, but I will not write code today.'),
+    completion(diff),
+    completion(`Sigmoid readout.\n\n\`\`\`typescript\n${sigmoid}\`\`\`\n`),
+  );
+  const cfg = loadRunConfig(defaultConfigPath('coefficient_dynamics'), { profile: 'micro', iterations: 3 });
+  const { configPath: _c, notices: _n, evolution: _e, ...settings } = cfg;
+  settings.heartbeatTimeoutS = 5;
+  // Each scripted call costs $0.00325 (1000 prompt + 200 completion tokens of gpt-5): two iterations fit.
+  settings.llm = { ...settings.llm!, budgetUsd: 0.009 };
+  const id = 'evo-test-llm';
+  try {
+    const summary = await withWorkers(async (client) => {
+      const handle = await startEvolution(client, settings, id);
+      const result = await resultOf(handle);
+      const histories = [await historyOf(client, id), ...(await Promise.all(result.iterations.map((it) => historyOf(client, `${id}/iter-${String(it.iteration).padStart(3, '0')}`))))];
+      assert.ok(!JSON.stringify(histories).includes(key), 'the API key is in no workflow history');
+      return result;
+    });
+    assert.equal(llm.requests.length, 3, 'the budget stopped a fourth call');
+    assert.ok(llm.requests.every((r) => r.headers.authorization === `Bearer ${key}`));
+    assert.match(llm.requests[1].body.messages.map((m) => m.content).join('\n'), /no code/i, "the refusal's reason is in the next prompt");
+
+    assert.equal(summary.status, 'stopped');
+    assert.match(summary.reason ?? '', /budget/i);
+    assert.deepEqual(summary.iterations.map((it) => it.iteration), [0, 1, 2]);
+    const [, first, second] = summary.iterations;
+    assert.equal(first.failedAttempts.length, 1);
+    assert.equal(first.failedAttempts[0].kind, 'reply-refused');
+    assert.equal(first.points.length, 3, 'the diff candidate trained');
+    assert.match(fs.readFileSync(path.join(runs, id, 'programs', `${first.programHash}.ts`), 'utf8'), /logTau/);
+    assert.equal(second.points.length, 3, 'the whole-block candidate trained');
+    assert.equal(first.usage.calls, 2);
+    assert.equal(second.usage.calls, 1);
+    assert.equal(summary.usage.calls, 3);
+    assert.equal(summary.usage.promptTokens, 3000);
+    assert.equal(summary.usage.completionTokens, 600);
+    assert.ok(Math.abs(summary.usage.costUsd - 3 * 0.00325) < 1e-9);
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(runs, id, 'summary.json'), 'utf8')).usage, summary.usage);
+    assert.ok(!logs.join('\n').includes(key), 'the API key is in no worker log');
+  } finally {
+    delete process.env.OPENAI_API_KEY;
+    delete process.env.OPENAI_BASE_URL;
+    await llm.close();
+  }
 });

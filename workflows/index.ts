@@ -24,6 +24,7 @@ import type {
   RunSummary,
   SizePoint,
 } from '../lib/pipeline-types';
+import { addTotals, budgetExceeded, budgetMessage, emptyTotals, type UsageTotals } from '../lib/mutation/ledger';
 import { EvoBestFitness, EvoFramework, EvoIteration, EvoStatus } from '../lib/temporal/search-attributes';
 
 const CONTROL_QUEUE = 'evoscale-control';
@@ -57,20 +58,26 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
   const label = `iteration ${input.iteration}`;
   const failedAttempts: AttemptRecord[] = [];
   const history = [...input.history];
-  let candidate: control.ValidationOutcome & { programHash: string; description: string } = { ok: false, programHash: '', description: '' };
+  let usage: UsageTotals = emptyTotals();
+  let candidate: control.ValidationOutcome & { programHash: string | null; description: string } = { ok: false, programHash: null, description: '' };
   const attempts = input.iteration === 0 ? 1 : settings.mutation.maxAttempts;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const proposal = await controlActivities(`${label}: propose (attempt ${attempt})`).proposeCandidate({
       runId,
-      framework: settings.framework,
+      settings,
       iteration: input.iteration,
-      seed: settings.seed,
       parentHash: input.parentHash,
-      mutation: settings.mutation,
       history,
       proposalIndex: input.proposalIndex + attempt - 1,
       failedAttempts,
     });
+    usage = addTotals(usage, proposal.usage);
+    if (proposal.programHash === null) {
+      const reason = proposal.refused ?? 'the reply held no program';
+      candidate = { ok: false, reason, programHash: null, description: proposal.description };
+      failedAttempts.push({ programHash: null, description: proposal.description, error: reason, kind: 'reply-refused' });
+      continue;
+    }
     const report = await controlActivities(`${label}: validate ${proposal.programHash}`).validateCandidate({
       runId,
       framework: settings.framework,
@@ -79,14 +86,14 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
     });
     candidate = { ...report, programHash: proposal.programHash, description: proposal.description };
     if (report.ok) break;
-    failedAttempts.push({ programHash: proposal.programHash, description: proposal.description, error: report.reason ?? 'refused' });
+    failedAttempts.push({ programHash: proposal.programHash, description: proposal.description, error: report.reason ?? 'refused', kind: 'validation-failed' });
     history.push({ programHash: proposal.programHash, fitness: null, status: 'invalid' });
   }
 
   const record: IterationRecord = {
     iteration: input.iteration,
     status: 'invalid',
-    programHash: candidate.programHash || null,
+    programHash: candidate.programHash,
     parentHash: input.parentHash,
     description: candidate.description,
     points: [],
@@ -94,14 +101,16 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
     fitness: null,
     failedAttempts,
     proposals: input.iteration === 0 ? 0 : failedAttempts.length + (candidate.ok ? 1 : 0),
+    usage,
   };
-  if (!candidate.ok) {
+  if (!candidate.ok || candidate.programHash === null) {
     if (input.iteration === 0) throw ApplicationFailure.nonRetryable(`the ${settings.framework} baseline failed validation: ${candidate.reason}`, 'BaselineInvalid');
     record.error = `every proposal was refused; last: ${candidate.reason}`;
     await controlActivities(`${label}: record invalid`).recordInvalid({ runId, record });
     return record;
   }
 
+  const programHash = candidate.programHash;
   let points: SizePoint[];
   try {
     points = await Promise.all(
@@ -112,7 +121,7 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
           heartbeatTimeout: `${settings.heartbeatTimeoutS} seconds`,
           retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 20, nonRetryableErrorTypes: ['CandidateFailed'] },
           summary: `train ${size.name} (~${fmtParams(approxParams(size.dModel, size.nLayers))} params), ${ev.training.steps} steps`,
-        }).trainSize({ runId, framework: settings.framework, programHash: candidate.programHash, size, evaluator: ev, data: input.data }),
+        }).trainSize({ runId, framework: settings.framework, programHash, size, evaluator: ev, data: input.data }),
       ),
     );
   } catch (err) {
@@ -132,6 +141,14 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
   return record;
 }
 
+/** The message of an iteration that failed because the LLM API refused us for good, if it did. */
+function llmFailure(err: unknown): string | undefined {
+  for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure && typeof e.type === 'string' && /^LLM_/.test(e.type)) return e.message;
+  }
+  return undefined;
+}
+
 function pad(n: number): string {
   return String(n).padStart(3, '0');
 }
@@ -146,6 +163,7 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
     status: 'running',
     iterations: [],
     best: null,
+    usage: emptyTotals(),
   };
   let paused = summary.status === 'paused';
   let stopRequested = false;
@@ -171,37 +189,57 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
   const data = input.carried?.data ?? (await controlActivities('prepare data').prepareData(settings.evaluator.data));
   const proposalsSoFar = () => summary.iterations.reduce((n, it) => n + it.proposals, 0);
 
-  for (let i = summary.iterations.length; i <= settings.iterations; i++) {
+  const budget = settings.llm?.budgetUsd ?? null;
+  for (let i = summary.iterations.length; i <= settings.iterations; ) {
+    if (i > 0 && budgetExceeded(summary.usage, budget)) {
+      summary.reason = `${budgetMessage(summary.usage, budget!)}; no further mutations`;
+      stopRequested = true;
+    }
     if (paused && !stopRequested) {
       summary.status = 'paused';
       publish();
+      await controlActivities('record pause').writeRunSummary(summary);
       await condition(() => !paused || stopRequested);
     }
     if (stopRequested) break;
     summary.status = 'running';
+    delete summary.reason;
     publish();
-    const record = await executeChild(iteration, {
-      workflowId: `${runId}/iter-${pad(i)}`,
-      args: [
-        {
-          runId,
-          settings,
-          iteration: i,
-          data,
-          parentHash: summary.best?.programHash ?? null,
-          bestFitness: summary.best?.fitness ?? null,
-          history: summary.iterations.map((it) => ({ programHash: it.programHash, fitness: it.fitness, status: it.status })),
-          proposalIndex: proposalsSoFar(),
-        },
-      ],
-    });
+    let record: IterationRecord;
+    try {
+      record = await executeChild(iteration, {
+        workflowId: `${runId}/iter-${pad(i)}`,
+        args: [
+          {
+            runId,
+            settings,
+            iteration: i,
+            data,
+            parentHash: summary.best?.programHash ?? null,
+            bestFitness: summary.best?.fitness ?? null,
+            history: summary.iterations.map((it) => ({ programHash: it.programHash, fitness: it.fitness, status: it.status })),
+            proposalIndex: proposalsSoFar(),
+          },
+        ],
+      });
+    } catch (err) {
+      // The LLM refusing our credentials, quota or request needs a person, not a retry storm:
+      // pause with the reason, and rerun this iteration on `resume` once the worker is fixed.
+      const llm = llmFailure(err);
+      if (!llm) throw err;
+      summary.reason = `paused: ${llm} — fix the control worker's LLM settings, then signal resume`;
+      paused = true;
+      continue;
+    }
     summary.iterations.push(record);
+    summary.usage = addTotals(summary.usage, record.usage);
     if (record.status === 'accepted' && record.fitness !== null && record.programHash) {
       summary.best = { iteration: record.iteration, fitness: record.fitness, programHash: record.programHash };
     }
     await controlActivities(`record iteration ${i}`).writeRunSummary(summary);
     publish();
-    if (workflowInfo().continueAsNewSuggested && i < settings.iterations) {
+    i++;
+    if (workflowInfo().continueAsNewSuggested && i <= settings.iterations) {
       await continueAsNew<typeof evolution>({ settings, carried: { summary, data } });
     }
   }
