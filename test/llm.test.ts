@@ -16,7 +16,7 @@ import { chooseProvider, type AttemptFeedback, type LlmCall, type MutationReques
 import { parseReply, ReplyRefused } from '../lib/mutation/reply';
 import { addTotals, budgetExceeded, budgetMessage, formatTotals, mergeUsage, totalsOf, usageFromCalls } from '../lib/mutation/ledger';
 import { OfflineCatalogueProvider } from '../lib/mutation/offline';
-import { completion, errorReply, FakeOpenAi } from './helpers/fake-openai';
+import { completion, errorReply, FakeOpenAi, TEMPERATURE_DIFF } from './helpers/fake-openai';
 
 const KEY = 'sk-test-Zq8vN3xY7pL2mK9wR4tB6cD1';
 const PRIMARY = 'gpt-4.1';
@@ -112,18 +112,6 @@ function forwardOnce(block: string): void {
   }
 }
 
-const TEMPERATURE_DIFF = [
-  'Learned per-head temperature: each head can sharpen its coefficients as the model grows.',
-  '',
-  '```diff',
-  '<<<<<<< SEARCH',
-  '  const h = tf.mul(k, 1 / Math.sqrt(d)); // (B, H, T, d)',
-  '=======',
-  "  const logTau = ctx.param('logTau', [1, H, 1, 1], 'zeros'); // per-head log temperature",
-  '  const h = tf.mul(tf.mul(k, 1 / Math.sqrt(d)), tf.exp(logTau)); // (B, H, T, d)',
-  '>>>>>>> REPLACE',
-  '```',
-].join('\n');
 
 function wholeFileReply(framework: Framework, block: string, edit: (file: string) => string = (f) => f): string {
   const template = frameworkTemplate(framework);

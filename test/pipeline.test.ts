@@ -10,7 +10,7 @@ import { Client, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { defaultConfigPath, loadRunConfig } from '../lib/config/load';
 import { CATALOGUE } from '../lib/mutation/catalogue';
-import { FakeOpenAi, completion } from './helpers/fake-openai';
+import { FakeOpenAi, TEMPERATURE_DIFF, completion } from './helpers/fake-openai';
 import * as controlActivities from '../activities/control';
 import { CONTROL_QUEUE, type RunSettings, type RunSummary, type IterationRecord } from '../lib/pipeline-types';
 import { runSettings } from '../lib/run-settings';
@@ -237,21 +237,10 @@ test('an LLM-guided run through an OpenAI-compatible API: diff and whole-block r
   const key = 'sk-test-evoscale-0123456789abcdefghij';
   process.env.OPENAI_API_KEY = key;
   process.env.OPENAI_BASE_URL = baseUrl;
-  const diff = [
-    'Learned per-head temperature.',
-    '```diff',
-    '<<<<<<< SEARCH',
-    '  const h = tf.mul(k, 1 / Math.sqrt(d)); // (B, H, T, d)',
-    '=======',
-    "  const logTau = ctx.param('logTau', [1, H, 1, 1], 'zeros'); // per-head log temperature",
-    '  const h = tf.mul(tf.mul(k, 1 / Math.sqrt(d)), tf.exp(logTau)); // (B, H, T, d)',
-    '>>>>>>> REPLACE',
-    '```',
-  ].join('\n');
   const sigmoid = CATALOGUE.find((v) => v.id === 'cd-sigmoid')!.block;
   llm.script(
     completion('I would make the attention sharper, but I will not write code today.'),
-    completion(diff),
+    completion(TEMPERATURE_DIFF),
     completion(`Sigmoid readout.\n\n\`\`\`typescript\n${sigmoid}\`\`\`\n`),
   );
   const cfg = loadRunConfig(defaultConfigPath('coefficient_dynamics'), { profile: 'micro', iterations: 3 });

@@ -19,11 +19,11 @@ test('noisy points: least-squares slope, R² and the slope standard error match 
   // x = ln N = 0, 1, 2, 3 (N = e^x); y = 1, 3, 2, 5.
   const points = [0, 1, 2, 3].map((x, i) => ({ params: Math.exp(x), loss: [1, 3, 2, 5][i] }));
   const fit = fitScalingLaw(points);
-  // mean x 1.5, mean y 2.75; Sxy = 4.5, Sxx = 5 → b = 0.9, a = 1.4; SSE = 3.05, SST = 8.75.
-  assert.ok(Math.abs(fit.slope - 0.9) < 1e-12);
-  assert.ok(Math.abs(fit.intercept - 1.4) < 1e-12);
-  assert.ok(Math.abs(fit.r2 - (1 - 3.05 / 8.75)) < 1e-12);
-  assert.ok(Math.abs(fit.slopeStdErr! - Math.sqrt(3.05 / 2 / 5)) < 1e-12);
+  // mean x 1.5, mean y 2.75; Sxy = 5.5, Sxx = 5 → b = 1.1, a = 1.1; SST = 8.75, SSE = SST − b²·Sxx = 2.7.
+  assert.ok(Math.abs(fit.slope - 1.1) < 1e-12);
+  assert.ok(Math.abs(fit.intercept - 1.1) < 1e-12);
+  assert.ok(Math.abs(fit.r2 - (1 - 2.7 / 8.75)) < 1e-12);
+  assert.ok(Math.abs(fit.slopeStdErr! - Math.sqrt(2.7 / 2 / 5)) < 1e-12);
 });
 
 test('two sizes fit exactly but have no slope standard error', () => {

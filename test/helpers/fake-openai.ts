@@ -122,3 +122,17 @@ export class FakeOpenAi {
     res.end(JSON.stringify(body));
   }
 }
+
+/** A reply with one SEARCH/REPLACE edit of the coefficient-dynamics baseline: a learned per-head temperature. */
+export const TEMPERATURE_DIFF = [
+  'Learned per-head temperature: each head can sharpen its coefficients as the model grows.',
+  '',
+  '```diff',
+  '<<<<<<< SEARCH',
+  '  const h = tf.mul(k, 1 / Math.sqrt(d)); // (B, H, T, d)',
+  '=======',
+  "  const logTau = ctx.param('logTau', [1, H, 1, 1], 'zeros'); // per-head log temperature",
+  '  const h = tf.mul(tf.mul(k, 1 / Math.sqrt(d)), tf.exp(logTau)); // (B, H, T, d)',
+  '>>>>>>> REPLACE',
+  '```',
+].join('\n');
