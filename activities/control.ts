@@ -187,8 +187,8 @@ export async function selectCandidate(input: { runId: string; record: IterationR
   return status;
 }
 
-/** Record a finished iteration that never reached training (every proposal refused). */
-export async function recordInvalid(input: { runId: string; record: IterationRecord }): Promise<void> {
+/** Record an iteration that ended before selection (every proposal refused, screened out, training failed). */
+export async function recordIteration(input: { runId: string; record: IterationRecord }): Promise<void> {
   writeIterationRecord(input.runId, input.record);
 }
 

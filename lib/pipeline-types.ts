@@ -25,6 +25,16 @@ export interface ValidationSettings {
   wallTimeoutS: number;
 }
 
+/**
+ * The cheap screen: a short training of the smallest size before the full one, refusing
+ * candidates worse than the baseline there by more than `margin` nats. It only filters.
+ */
+export interface ScreenSettings {
+  enabled: boolean;
+  steps: number;
+  margin: number;
+}
+
 export interface RunSettings {
   framework: Framework;
   /** Iterations after the baseline (iteration 0). */
@@ -33,6 +43,7 @@ export interface RunSettings {
   evaluator: EvaluatorSettings;
   mutation: MutationSettings;
   validation: ValidationSettings;
+  screen: ScreenSettings;
   /** Heartbeat timeout of a training activity: how soon a killed device worker is noticed. */
   heartbeatTimeoutS: number;
   /** Start-to-close limit of one size's training. */
@@ -78,6 +89,8 @@ export interface IterationRecord {
   proposals: number;
   /** LLM tokens and cost of this iteration's proposals. */
   usage: UsageTotals;
+  /** The cheap screen's losses, when it ran. */
+  screen?: { size: string; steps: number; valLoss: number; baselineValLoss: number };
 }
 
 export type RunStatus = 'running' | 'paused' | 'stopping' | 'completed' | 'stopped';
@@ -113,6 +126,8 @@ export interface IterationInput {
   history: { programHash: string | null; fitness: number | null; status: IterationStatus }[];
   /** Proposals made before this iteration (the files provider replays in order). */
   proposalIndex: number;
+  /** The run's baseline program (iteration 0), the screen's reference. */
+  baselineHash: string | null;
 }
 
 export interface Candidate {

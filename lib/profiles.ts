@@ -106,3 +106,13 @@ export function profileSettings(name: string): EvaluatorSettings {
   if (!p) throw new EvoError(`unknown profile "${name}" (expected one of: ${Object.keys(PROFILES).join(', ')})`, 'BAD_PROFILE');
   return structuredClone(p);
 }
+
+/** The screen's training: the profile's, cut to `steps` (with its schedule compressed to match). */
+export function screenEvaluator(evaluator: EvaluatorSettings, steps: number): EvaluatorSettings {
+  const t = evaluator.training;
+  return {
+    ...evaluator,
+    sizes: [evaluator.sizes[0]],
+    training: { ...t, steps, warmupSteps: Math.min(t.warmupSteps, Math.floor(steps / 10)), evalEvery: steps, checkpointEvery: Math.min(t.checkpointEvery, steps) },
+  };
+}

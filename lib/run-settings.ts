@@ -48,6 +48,7 @@ export function runSettings(opts: RunOptions): RunSettings {
     evaluator,
     mutation,
     validation: { ...DEFAULT_VALIDATION },
+    screen: { enabled: false, steps: Math.max(1, Math.round(evaluator.training.steps / 10)), margin: 0.05 },
     heartbeatTimeoutS: opts.heartbeatTimeoutS ?? 60,
     // The longest single-size training the profile can need, with room for slow hardware.
     trainTimeoutH: profile === 'full' ? 96 : 2,

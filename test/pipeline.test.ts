@@ -171,6 +171,26 @@ test('an evolution completes; a refused candidate is recorded as invalid and the
   assert.ok(fs.existsSync(path.join(runs, id, 'iterations', 'iter-001.json')));
 });
 
+test('the cheap screen refuses a candidate worse than the baseline at the smallest size, and lets an equal one through to full training', async () => {
+  useFolders('screen');
+  const candidates = path.join(scratch, 'screen', 'candidates');
+  fs.mkdirSync(candidates, { recursive: true });
+  fs.writeFileSync(path.join(candidates, '01-causal-mean.ts'), UNIFORM_CONTROL_BLOCK);
+  // The baseline's function under another hash: exactly as good, so it must pass a zero margin.
+  const baseline = fs.readFileSync(path.join(repoRoot, 'frameworks', 'coefficient_dynamics.ts'), 'utf8');
+  fs.writeFileSync(path.join(candidates, '02-baseline-renamed.ts'), baseline.replace('// EVOLVE-BLOCK-START\n', '// EVOLVE-BLOCK-START\n// the baseline, restated\n'));
+  const settings = microSettings({ iterations: 2, mutation: { provider: 'files', dir: candidates, maxAttempts: 1 } });
+  settings.screen = { enabled: true, steps: 20, margin: 0 };
+  const summary = await withWorkers(async (client) => resultOf(await startEvolution(client, settings, 'evo-test-screen')));
+  const [, worse, same] = summary.iterations;
+  assert.equal(worse.status, 'rejected');
+  assert.match(worse.error ?? '', /screened out/);
+  assert.deepEqual(worse.points, [], 'a screened-out candidate is not trained at full length');
+  assert.ok(worse.screen && worse.screen.valLoss > worse.screen.baselineValLoss);
+  assert.equal(same.points.length, 3, 'a candidate that passes the screen gets the full training');
+  assert.equal(same.screen?.valLoss, same.screen?.baselineValLoss);
+});
+
 test('a device worker SIGKILLed mid-training: the restarted worker resumes from the checkpoint and no finished activity runs twice', async () => {
   const { home } = useFolders('kill');
   const settings = microSettings({ iterations: 0, steps: 400 });

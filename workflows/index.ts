@@ -16,6 +16,7 @@ import {
 } from '@temporalio/workflow';
 import type * as control from '../activities/control';
 import type * as training from '../activities/training';
+import { screenEvaluator, type EvaluatorSettings, type SizeSpec } from '../lib/profiles';
 import type {
   AttemptRecord,
   EvolutionInput,
@@ -106,29 +107,39 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
   if (!candidate.ok || candidate.programHash === null) {
     if (input.iteration === 0) throw ApplicationFailure.nonRetryable(`the ${settings.framework} baseline failed validation: ${candidate.reason}`, 'BaselineInvalid');
     record.error = `every proposal was refused; last: ${candidate.reason}`;
-    await controlActivities(`${label}: record invalid`).recordInvalid({ runId, record });
+    await controlActivities(`${label}: record invalid`).recordIteration({ runId, record });
     return record;
   }
 
   const programHash = candidate.programHash;
+  const train = (hash: string, size: SizeSpec, evaluator: EvaluatorSettings, what: string) =>
+    proxyActivities<typeof training>({
+      taskQueue: TRAIN_QUEUE,
+      startToCloseTimeout: `${settings.trainTimeoutH} hours`,
+      heartbeatTimeout: `${settings.heartbeatTimeoutS} seconds`,
+      retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 20, nonRetryableErrorTypes: ['CandidateFailed'] },
+      summary: `${what} ${size.name} (~${fmtParams(approxParams(size.dModel, size.nLayers))} params), ${evaluator.training.steps} steps`,
+    }).trainSize({ runId, framework: settings.framework, programHash: hash, size, evaluator, data: input.data });
   let points: SizePoint[];
   try {
-    points = await Promise.all(
-      ev.sizes.map((size) =>
-        proxyActivities<typeof training>({
-          taskQueue: TRAIN_QUEUE,
-          startToCloseTimeout: `${settings.trainTimeoutH} hours`,
-          heartbeatTimeout: `${settings.heartbeatTimeoutS} seconds`,
-          retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 20, nonRetryableErrorTypes: ['CandidateFailed'] },
-          summary: `train ${size.name} (~${fmtParams(approxParams(size.dModel, size.nLayers))} params), ${ev.training.steps} steps`,
-        }).trainSize({ runId, framework: settings.framework, programHash, size, evaluator: ev, data: input.data }),
-      ),
-    );
+    if (input.iteration > 0 && settings.screen.enabled && input.baselineHash) {
+      // The cheap screen filters; only the full-length training below gives the fitness.
+      const screenEv = screenEvaluator(ev, settings.screen.steps);
+      const [mine, base] = await Promise.all([programHash, input.baselineHash].map((h, i) => train(h, ev.sizes[0], screenEv, i === 0 ? 'screen' : 'screen baseline')));
+      record.screen = { size: mine.size, steps: mine.steps, valLoss: mine.valLoss, baselineValLoss: base.valLoss };
+      if (mine.valLoss > base.valLoss + settings.screen.margin) {
+        record.status = 'rejected';
+        record.error = `screened out: loss ${mine.valLoss.toFixed(4)} after ${mine.steps} steps at ${mine.size} is worse than the baseline's ${base.valLoss.toFixed(4)} by more than ${settings.screen.margin}`;
+        await controlActivities(`${label}: record screened out`).recordIteration({ runId, record });
+        return record;
+      }
+    }
+    points = await Promise.all(ev.sizes.map((size) => train(programHash, size, ev, 'train')));
   } catch (err) {
     // A candidate that diverges, times out or crashes during training is invalid, not fatal.
     if (input.iteration > 0 && err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CandidateFailed') {
       record.error = `training failed: ${err.cause.message}`;
-      await controlActivities(`${label}: record invalid`).recordInvalid({ runId, record });
+      await controlActivities(`${label}: record invalid`).recordIteration({ runId, record });
       return record;
     }
     throw err;
@@ -219,6 +230,7 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
             bestFitness: summary.best?.fitness ?? null,
             history: summary.iterations.map((it) => ({ programHash: it.programHash, fitness: it.fitness, status: it.status })),
             proposalIndex: proposalsSoFar(),
+            baselineHash: summary.iterations[0]?.programHash ?? null,
           },
         ],
       });

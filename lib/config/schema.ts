@@ -135,10 +135,19 @@ const EvaluatorSchema = z
   })
   .strict();
 
+const ScreenSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    steps: z.number().int().positive().default(1000),
+    margin: z.number().nonnegative().default(0.05),
+  })
+  .strict();
+
 const ValidationSchema = z
   .object({
     time_multiple: z.number().positive().default(8),
     wall_timeout_s: z.number().positive().default(300),
+    screen: ScreenSchema.default({}),
   })
   .strict();
 
