@@ -139,14 +139,15 @@ export function settingsFor(opts: StartOptions, framework: string): RunSettings 
 
 export async function startCommand(opts: StartOptions): Promise<void> {
   const frameworks = opts.framework === 'all' ? [...FRAMEWORKS] : [opts.framework];
+  // Every config is read and checked before anything starts.
+  const runs = frameworks.map((framework) => settingsFor(opts, framework));
   if (!process.env.TEMPORAL_ADDRESS) {
     const { workers } = await stackStatus();
     const up = (prefix: string) => workers.some((w) => w.running && w.name.startsWith(prefix));
     if (!up('control') || !up('device')) progress('note: no local control or device worker is running; the run waits for them (start them with `npx evo up`)');
   }
   const ids: string[] = [];
-  for (const framework of frameworks) {
-    const settings = settingsFor(opts, framework);
+  for (const settings of runs) {
     const id = await startRun(settings);
     ids.push(id);
     process.stdout.write(`started ${id}\n  Web UI: ${temporalUiUrl(id) ?? '(set TEMPORAL_UI_URL)'}\n`);

@@ -12,7 +12,6 @@ import { evaluateProgram, trainSize, trainingDir, trainingKey, type EvaluationRe
 import { prepareData } from '../lib/data/prepare';
 import { NONCAUSAL_BLOCK, UNIFORM_CONTROL_BLOCK } from '../lib/mutation/catalogue';
 import { repoRoot } from '../lib/paths';
-import type { TrainProgress } from '../lib/train';
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-eval-'));
 before(() => {
@@ -56,44 +55,46 @@ test('the program is what trains: causal-mean attention loses to softmax at ever
   }
 });
 
-test('a training run killed after a checkpoint resumes from it and ends with the same loss as an uninterrupted run', async () => {
-  const settings = profileSettings('micro');
-  settings.dropout = 0.1; // resume must reproduce the dropout masks too
-  settings.training = { ...settings.training, steps: 60, checkpointEvery: 10, evalEvery: 30 };
-  const size = settings.sizes[1];
-  const program = baselineProgram('coefficient_dynamics');
-  const data = await prepareData(settings.data);
+for (const backend of ['wasm', 'cpu']) {
+  test(`a training run killed after a checkpoint resumes from it and ends with the same loss as an uninterrupted run (${backend} backend, bit-identical)`, async () => {
+    const settings = profileSettings('micro');
+    settings.dropout = 0.1; // resume must reproduce the dropout masks too
+    settings.training = { ...settings.training, steps: 60, checkpointEvery: 10, evalEvery: 30 };
+    const size = settings.sizes[1];
+    const program = baselineProgram('coefficient_dynamics');
+    const env = { EVOSCALE_BACKEND: backend };
+    const homes = [fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-resume-')), fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-straight-'))];
+    try {
+      // Interrupted: kill the training child as soon as its second checkpoint is on disk.
+      process.env.EVOSCALE_HOME = homes[0];
+      const data = await prepareData(settings.data);
+      const abort = new AbortController();
+      await assert.rejects(
+        trainSize(program, size, settings, data, {
+          env,
+          signal: abort.signal,
+          onProgress: (p) => {
+            if (p.event === 'checkpoint' && p.step >= 20) abort.abort();
+          },
+        }),
+      );
+      const ckpt = path.join(trainingDir(trainingKey(program.hash, size, settings, data.hash)), 'checkpoint.bin');
+      assert.ok(fs.existsSync(ckpt), 'checkpoint written before the kill');
+      const resumed = await trainSize(program, size, settings, data, { env });
+      assert.ok(resumed.resumedFromStep >= 20, `resumed from step ${resumed.resumedFromStep}`);
+      assert.equal(resumed.backend, backend);
 
-  // Interrupted: kill the training child as soon as its second checkpoint is on disk.
-  const abort = new AbortController();
-  const seen: TrainProgress[] = [];
-  await assert.rejects(
-    trainSize(program, size, settings, data, {
-      signal: abort.signal,
-      onProgress: (p) => {
-        seen.push(p);
-        if (p.event === 'checkpoint' && p.step >= 20) abort.abort();
-      },
-    }),
-  );
-  const ckpt = path.join(trainingDir(trainingKey(program.hash, size, settings, data.hash)), 'checkpoint.bin');
-  assert.ok(fs.existsSync(ckpt), 'checkpoint written before the kill');
-  const resumed = await trainSize(program, size, settings, data);
-  assert.ok(resumed.resumedFromStep >= 20, `resumed from step ${resumed.resumedFromStep}`);
-
-  // Uninterrupted: the same job in a fresh state folder.
-  const fresh = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-eval-fresh-'));
-  process.env.EVOSCALE_HOME = fresh;
-  try {
-    const freshData = await prepareData(settings.data);
-    const straight = await trainSize(program, size, settings, freshData);
-    assert.equal(straight.resumedFromStep, 0);
-    assert.equal(resumed.valLoss, straight.valLoss, 'bit-identical final validation loss');
-  } finally {
-    process.env.EVOSCALE_HOME = home;
-    fs.rmSync(fresh, { recursive: true, force: true });
-  }
-});
+      // Uninterrupted: the same job in a fresh state folder.
+      process.env.EVOSCALE_HOME = homes[1];
+      const straight = await trainSize(program, size, settings, await prepareData(settings.data), { env });
+      assert.equal(straight.resumedFromStep, 0);
+      assert.equal(resumed.valLoss, straight.valLoss, 'bit-identical final validation loss');
+    } finally {
+      process.env.EVOSCALE_HOME = home;
+      for (const h of homes) fs.rmSync(h, { recursive: true, force: true });
+    }
+  });
+}
 
 function evo(args: string[], extraEnv: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], {
@@ -152,4 +153,17 @@ test('a missing corpus path is a one-line error and leaves the data cache intact
   assert.match(r.stderr, /does not exist/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.equal(listing(), beforeList);
+});
+
+test('unknown frameworks, profiles and commands are one-line errors that name the choices', () => {
+  const fw = evo(['start', '--framework', 'attention_is_all', '--profile', 'smoke']);
+  assert.equal(fw.code, 2);
+  assert.match(fw.stderr, /unknown framework "attention_is_all" \(expected one of: coefficient_dynamics, test_time_regression, matrix_mixer\)/);
+  const profile = evo(['evaluate', '--framework', 'matrix_mixer', '--profile', 'huge']);
+  assert.equal(profile.code, 2);
+  assert.match(profile.stderr, /unknown profile "huge" \(expected one of: full, smoke, micro\)/);
+  const config = evo(['start', '--framework', 'matrix_mixer', '--config', writeFixture('bad.yaml', 'max_iterations: 3\nllm:\n  temprature: 0.5\n')]);
+  assert.equal(config.code, 2);
+  assert.match(config.stderr, /bad\.yaml:3: unknown key "llm\.temprature"/);
+  for (const r of [fw, profile, config]) assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
 });
