@@ -17,19 +17,19 @@ import {
 import type * as control from '../activities/control';
 import type * as training from '../activities/training';
 import { screenEvaluator, type EvaluatorSettings, type SizeSpec } from '../lib/profiles';
-import type {
-  AttemptRecord,
-  EvolutionInput,
-  IterationInput,
-  IterationRecord,
-  RunSummary,
-  SizePoint,
+import {
+  CONTROL_QUEUE,
+  TRAIN_QUEUE,
+  type AttemptRecord,
+  type EvolutionInput,
+  type IterationInput,
+  type IterationRecord,
+  type RunSummary,
+  type SizePoint,
 } from '../lib/pipeline-types';
 import { addTotals, budgetExceeded, budgetMessage, emptyTotals, type UsageTotals } from '../lib/mutation/ledger';
 import { EvoBestFitness, EvoFramework, EvoIteration, EvoStatus } from '../lib/temporal/search-attributes';
 
-const CONTROL_QUEUE = 'evoscale-control';
-const TRAIN_QUEUE = 'evoscale-train';
 
 export const statusQuery = defineQuery<RunSummary>('status');
 export const pauseSignal = defineSignal('pause');
