@@ -221,9 +221,14 @@ test('progress messages reach onMessage before the result', async () => {
 });
 
 test('garbage, oversized and truncated messages fail the task without hurting the parent', async () => {
-  const garbage = await failure(runInSandbox(opts({ op: 'garbage' })));
-  assert.equal(garbage.kind, 'crashed');
-  assert.match(garbage.message, /malformed message/);
+  // A line that does not carry the task's nonce was not written by the reporting code: refused.
+  const garbage = await runInSandbox(opts({ op: 'garbage' })).then(
+    () => assert.fail('expected the sandboxed task to fail'),
+    (e: unknown) => e,
+  );
+  assert.ok(garbage instanceof ProgramRejected, `expected a ProgramRejected, got ${String(garbage)}`);
+  assert.equal(garbage.check, 'tamper');
+  assert.match(garbage.message, /report channel/);
 
   const rssBefore = process.memoryUsage().rss;
   const huge = await failure(runInSandbox(opts({ op: 'huge', mb: MAX_MESSAGE_BYTES / 1024 / 1024 + 4 })));

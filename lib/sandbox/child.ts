@@ -19,13 +19,25 @@ export interface SandboxTaskContext {
 
 const MAX_ERROR_CHARS = 2000;
 
+// Taken when this module loads, before any candidate code runs: a block that later patches
+// JSON, Buffer or fs cannot change what this process reports.
+const stringify = JSON.stringify;
+const parseJson = JSON.parse;
+const bufferFrom = Buffer.from.bind(Buffer);
+const writeSync = fs.writeSync;
+const readFileSync = fs.readFileSync;
+const exit = process.exit.bind(process);
+/** The parent's per-task nonce; every message line starts with it (set before the handler runs). */
+let nonce = '';
+
 function encode(msg: ChildMessage): Buffer {
-  return Buffer.from(JSON.stringify(msg) + '\n', 'utf8');
+  // The nonce is joined outside the serialised object, so no toJSON hook ever sees it.
+  return bufferFrom(nonce + ' ' + stringify(msg) + '\n', 'utf8');
 }
 
 function writeAll(line: Buffer): void {
   // fd 3 is the blocking end of a socket pair: writeSync returns once the parent has taken the bytes.
-  for (let off = 0; off < line.length; ) off += fs.writeSync(MESSAGE_FD, line, off);
+  for (let off = 0; off < line.length; ) off += writeSync(MESSAGE_FD, line, off);
 }
 
 function errorMessage(err: unknown): ChildMessage {
@@ -69,7 +81,7 @@ export function serveSandboxedTask<I, O>(handler: (input: I, ctx: SandboxTaskCon
     try {
       writeAll(line);
     } finally {
-      process.exit(code);
+      exit(code);
     }
   };
   const fail = (err: unknown): void => finish(errorMessage(err), 1);
@@ -78,7 +90,9 @@ export function serveSandboxedTask<I, O>(handler: (input: I, ctx: SandboxTaskCon
 
   let input: I;
   try {
-    input = JSON.parse(fs.readFileSync(0, 'utf8')) as I;
+    const envelope = parseJson(readFileSync(0, 'utf8')) as { nonce: string; input: I };
+    nonce = String(envelope.nonce);
+    input = envelope.input;
   } catch (err) {
     fail(new Error(`could not read the task input: ${oneLine(err)}`));
     return;

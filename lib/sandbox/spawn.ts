@@ -1,6 +1,7 @@
 // Runs a compiled entry script (see child.ts) in a locked-down child process, for code that must not be
 // trusted: scrubbed environment, Node permission model, no network, memory and wall-clock limits.
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -295,7 +296,10 @@ export async function runInSandbox<T>(opts: SandboxOptions): Promise<T> {
     ...writes,
   ];
   const env = childEnv(opts.env);
-  const inputText = JSON.stringify(opts.input ?? null);
+  // Every line the child sends must start with this nonce. Only the child's own reporting code,
+  // loaded before any candidate, holds it: a candidate writing to the channel cannot forge a result.
+  const nonce = randomBytes(18).toString('hex');
+  const inputText = JSON.stringify({ nonce, input: opts.input ?? null });
   for (const dir of writes) fs.mkdirSync(dir, { recursive: true });
   const plan = await isolationPlan();
   if (opts.signal?.aborted) throw new SandboxFailure('candidate process was cancelled before it started', 'killed');
@@ -379,9 +383,12 @@ export async function runInSandbox<T>(opts: SandboxOptions): Promise<T> {
 
     const handleLine = (line: string): void => {
       if (outcome) return; // anything after the outcome is ignored
+      if (!line.startsWith(nonce + ' ')) {
+        return failWith(new ProgramRejected('tamper: the candidate wrote to the sandbox\'s report channel (an unauthenticated message)', 'tamper'));
+      }
       let msg: ChildMessage;
       try {
-        msg = JSON.parse(line) as ChildMessage;
+        msg = JSON.parse(line.slice(nonce.length + 1)) as ChildMessage;
       } catch {
         return failWith(new SandboxFailure('candidate process sent a malformed message (not JSON)', 'crashed', stderrTail));
       }

@@ -299,12 +299,25 @@ function builtinsSnapshot(): Map<string, unknown> {
   add('Array.prototype', Array.prototype);
   add('Function.prototype', Function.prototype);
   add('JSON', JSON);
+  add('Number', Number);
+  add('Number.prototype', Number.prototype);
+  add('String.prototype', String.prototype);
+  add('Object.prototype', Object.prototype);
+  add('Reflect', Reflect);
+  add('Promise.prototype', Promise.prototype);
+  add('Map.prototype', Map.prototype);
+  add('Set.prototype', Set.prototype);
+  add('Float32Array.prototype', Float32Array.prototype);
+  add('Int32Array.prototype', Int32Array.prototype);
+  add('Object.getPrototypeOf(Float32Array.prototype)', Object.getPrototypeOf(Float32Array.prototype));
+  add('Buffer', Buffer);
+  add('globalThis', globalThis);
   return snap;
 }
 
 function checkTamper(before: Map<string, unknown>): void {
   const after = builtinsSnapshot();
-  const changed = [...before].filter(([key, value]) => after.get(key) !== value).map(([key]) => key);
+  const changed = [...before].filter(([key, value]) => !Object.is(after.get(key), value)).map(([key]) => key);
   if (changed.length > 0) {
     const more = changed.length > 1 ? ` (and ${changed.length - 1} more)` : '';
     throw new CheckFailed('tamper', `the block changed ${changed[0]}${more}; it must not modify tfjs or built-ins`);
@@ -413,6 +426,8 @@ export async function runDynamicChecks(input: DynamicInput): Promise<DynamicRepo
     } finally {
       base.dispose();
     }
+    // The block ran again while being timed: nothing it patched then may slip into the report.
+    checkTamper(before);
     const { ms, baseMs } = timing;
     report.msPerStep = ms;
     report.baselineMsPerStep = baseMs;

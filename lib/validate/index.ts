@@ -115,6 +115,9 @@ export async function validateProgram(program: Program, spec: ValidationSpec, sc
       if (err.kind === 'timeout') return refused(checks, 'timeout', `timeout: validation ${err.message.replace(/^candidate process /, '')} (the block is too slow or never returns)`);
       if (err.kind === 'memory' || err.kind === 'killed') return refused(checks, 'memory', `memory: ${err.message}`);
       if (err.kind === 'crashed') return refused(checks, 'crash', `crash: ${err.message}`);
+      // Whatever escapes the checks' own handling inside the sandbox was caused by the candidate
+      // (an unprintable throw, wasm memory running out): a refusal, never a failed step.
+      if (err.kind === 'task-error') return refused(checks, 'crash', `crash: the validation child failed while running the block: ${err.message}`);
     }
     throw err;
   }
