@@ -82,7 +82,7 @@ test('a block emitting NaN is refused by finite', async () => {
 test('a block mixing batch rows is refused by batch', async () => {
   const report = await validate(softmaxBlock({ out: 'tf.add(y, tf.mean(y, 0, true))' }));
   assert.equal(failedCheck(report), 'batch');
-  assert.match(report.reason ?? '', /^batch: output of batch row 0 changed by [\d.e+-]+ when only batch row 1 was perturbed \(the block mixes batch rows\)$/);
+  assert.match(report.reason ?? '', /^batch: output of batch row 1 changed by [\d.e+-]+ when only batch row 0 was perturbed \(the block mixes batch rows\)$/);
 });
 
 test('a parameter that gets no gradient is refused by gradient', async () => {
