@@ -92,7 +92,7 @@ describe('shipped configs', () => {
         { framework, parentBlock: baselineBlock(framework), iteration: 1, seed: 1, history: [] },
         cfg.prompt,
       );
-      assert.doesNotMatch(user, /\{[a-z_]+\}/, 'every placeholder is filled');
+      assert.doesNotMatch(user, /\{[a-z_]+\}/, 'every template field is filled');
     });
   }
 });
@@ -112,7 +112,7 @@ describe('errors name the key and its line', () => {
     assert.match(err.message, new RegExp(`type\\.yaml:${lineOf(text, 'max_tokens: "lots"')}: "llm\\.max_tokens" must be a number, got string "lots"$`));
   });
 
-  test('nested keys, list items, enums, placeholders, secrets and missing keys', () => {
+  test('nested keys, list items, enums, template fields, secrets and missing keys', () => {
     const text = SHIPPED.replace('    batch_size: 64', '    batch_size: 64\n    api_key: sk-should-not-be-here')
       .replace('{d_model: 128, n_layers: 6, n_heads: 4}', '{d_model: 128, n_layers: 6, n_heads: 5}')
       .replace('  reply_format: diff', '  reply_format: patch');
@@ -134,8 +134,8 @@ describe('errors name the key and its line', () => {
       ['prompt.user_template', lineOf(SHIPPED, 'user_template:')],
       ['prompt.user_template', lineOf(SHIPPED, 'user_template:')],
     ]);
-    assert.match(template.issues[0].message, /unknown placeholder \{reply_instruction\}/);
-    assert.match(template.issues[1].message, /must contain the placeholder \{reply_instructions\}/);
+    assert.match(template.issues[0].message, /unknown template field \{reply_instruction\}/);
+    assert.match(template.issues[1].message, /must contain the template field \{reply_instructions\}/);
 
     const sizes = configError(write('sizes.yaml', SHIPPED.replace('{d_model: 128, n_layers: 6, n_heads: 4}', '{d_model: 128, n_layers: 6, n_heads: 5}')));
     assert.deepEqual(

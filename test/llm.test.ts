@@ -291,7 +291,7 @@ describe('refused replies', () => {
     assert.match(user, /### Inspiration 1: fitness 0\.06/, 'the best is not repeated as an inspiration');
     assert.doesNotMatch(user, /reason number 1\b/);
     assert.match(user, /reason number 2[\s\S]*reason number 6/);
-    assert.doesNotMatch(user, /\{[a-z_]+\}/, 'every placeholder is filled');
+    assert.doesNotMatch(user, /\{[a-z_]+\}/, 'every template field is filled');
   });
 });
 

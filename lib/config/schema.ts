@@ -173,13 +173,13 @@ export const RunConfigSchema = z
         issue.addIssue({
           code: z.ZodIssueCode.custom,
           path: ['prompt', 'user_template'],
-          message: `unknown placeholder {${m[1]}} (known: ${TEMPLATE_FIELDS.map((f) => `{${f}}`).join(', ')})`,
+          message: `unknown template field {${m[1]}} (known: ${TEMPLATE_FIELDS.map((f) => `{${f}}`).join(', ')})`,
         });
       }
     }
     for (const f of REQUIRED_TEMPLATE_FIELDS) {
       if (!template.includes(`{${f}}`)) {
-        issue.addIssue({ code: z.ZodIssueCode.custom, path: ['prompt', 'user_template'], message: `must contain the placeholder {${f}}` });
+        issue.addIssue({ code: z.ZodIssueCode.custom, path: ['prompt', 'user_template'], message: `must contain the template field {${f}}` });
       }
     }
     (cfg.evaluator.init_args.model_sizes ?? []).forEach((s, i) => {

@@ -157,7 +157,7 @@ export function buildPrompt(req: MutationRequest, prompt: PromptSettings): Promp
     inspirations: () => renderInspirations(req, prompt.inspirations),
     reply_instructions: () => replyInstructions(prompt.replyFormat),
   };
-  // One pass, so text inserted for one placeholder is never scanned for another.
+  // One pass, so text inserted for one template field is never scanned for another.
   const user = prompt.userTemplate.replace(/\{([a-z_]+)\}/g, (whole, name: string) =>
     (TEMPLATE_FIELDS as readonly string[]).includes(name) ? values[name as TemplateField]() : whole,
   );
