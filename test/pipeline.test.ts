@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Client, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { defaultConfigPath, loadRunConfig } from '../lib/config/load';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { CATALOGUE } from '../lib/mutation/catalogue';
 import { FakeOpenAi, TEMPERATURE_DIFF, completion } from './helpers/fake-openai';
 import * as controlActivities from '../activities/control';
@@ -150,6 +151,14 @@ test('an evolution completes; a refused candidate is recorded as invalid and the
     }
     const desc = await handle.describe();
     assert.equal(desc.status.name, 'COMPLETED');
+    // Refresh the stored histories the replay spec checks workflow changes against.
+    const record = process.env.EVOSCALE_RECORD_HISTORIES;
+    if (record) {
+      for (const wf of [id, ...summary.iterations.map((it) => `${id}/iter-${String(it.iteration).padStart(3, '0')}`)]) {
+        const history = await client.workflow.getHandle(wf).fetchHistory();
+        fs.writeFileSync(path.join(record, `${wf.replace(/\//g, '__')}.json`), historyToJSON(history));
+      }
+    }
     return summary;
   });
 
