@@ -30,7 +30,6 @@ import {
 import { addTotals, budgetExceeded, budgetMessage, emptyTotals, type UsageTotals } from '../lib/mutation/ledger';
 import { EvoBestFitness, EvoFramework, EvoIteration, EvoStatus } from '../lib/temporal/search-attributes';
 
-
 export const statusQuery = defineQuery<RunSummary>('status');
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
@@ -152,7 +151,7 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
   return record;
 }
 
-/** The message of an iteration that failed because the LLM API refused us for good, if it did. */
+/** The message of an iteration that failed on the LLM API (refused us, or stayed down through every retry), if it did. */
 function llmFailure(err: unknown): string | undefined {
   for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) {
     if (e instanceof ApplicationFailure && typeof e.type === 'string' && /^LLM_/.test(e.type)) return e.message;
