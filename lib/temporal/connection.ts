@@ -110,6 +110,16 @@ async function checkNamespace(service: DescribeNamespace, t: TemporalTarget): Pr
 
 // The embedded server is on loopback, so a refused TCP connect means "not running" and is reported at
 // once; remote addresses go straight to gRPC (proxies and load balancers may sit in between).
+/** Checks the namespace over a new connection, closing the connection if it does not serve it. */
+async function checkedOrClosed(connection: Connection | NativeConnection, t: TemporalTarget): Promise<void> {
+  try {
+    await checkNamespace(connection.workflowService, t);
+  } catch (err) {
+    await connection.close().catch(() => undefined);
+    throw err;
+  }
+}
+
 export async function connectClient(): Promise<{ client: Client; connection: Connection; namespace: string }> {
   const t = temporalTarget();
   if (t.embedded && !(await addressListening(t.address))) throw unreachable(t);
@@ -126,12 +136,7 @@ export async function connectClient(): Promise<{ client: Client; connection: Con
   } catch (err) {
     throw unreachable(t, err);
   }
-  try {
-    await checkNamespace(connection.workflowService, t);
-  } catch (err) {
-    await connection.close().catch(() => undefined);
-    throw err;
-  }
+  await checkedOrClosed(connection, t);
   return { client: new Client({ connection, namespace: t.namespace }), connection, namespace: t.namespace };
 }
 
@@ -144,12 +149,7 @@ export async function connectWorkerConnection(): Promise<{ connection: NativeCon
   } catch (err) {
     throw unreachable(t, err);
   }
-  try {
-    await checkNamespace(connection.workflowService, t);
-  } catch (err) {
-    await connection.close().catch(() => undefined);
-    throw err;
-  }
+  await checkedOrClosed(connection, t);
   return { connection, namespace: t.namespace };
 }
 
