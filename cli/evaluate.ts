@@ -1,16 +1,16 @@
 // `evo evaluate`: train every size of one program (the baseline or a file) and print the fit.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { assertFramework, baselineProgram, programFromText, type Program } from '../lib/program';
 import { profileSettings } from '../lib/profiles';
 import { evaluateProgram, type EvaluationResult } from '../lib/evaluate';
 import { prepareData } from '../lib/data/prepare';
 import { validateProgram } from '../lib/validate';
 import { EvoError, ProgramRejected } from '../lib/errors';
-import { fmtInt, fmtLoss, progress, table } from './output';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { cacheDir } from '../lib/paths';
 import { validationSpec } from '../lib/run-settings';
+import { fmtInt, fmtLoss, progress, table } from './output';
 
 export interface EvaluateArgs {
   framework: string;
@@ -80,9 +80,10 @@ export async function evaluateCommand(args: EvaluateArgs): Promise<void> {
   const program = args.program ? readProgramFile(framework, args.program) : baselineProgram(framework);
   const report = await validateProgram(program, validationSpec(settings), validationScratch(program));
   if (!report.ok) throw new ProgramRejected(`program refused before training: ${report.reason}`, 'validation');
-  await prepareData(settings.data); // corpus problems surface here, before any progress output
+  const data = await prepareData(settings.data); // corpus problems surface here, before any progress output
   if (!args.json) progress(`evaluating ${framework} program ${program.hash} on the ${settings.profile} profile: ${settings.sizes.length} sizes × ${fmtInt(settings.training.steps)} steps, ${Math.min(os.cpus().length, settings.sizes.length)} at a time`);
   const result = await evaluateProgram(program, settings, {
+    data,
     onProgress: (p) => {
       if (p.event === 'start' && p.resumedFromStep > 0) progress(`[${p.size}] resuming from checkpoint at step ${p.resumedFromStep}`);
       if (p.event === 'eval') progress(`[${p.size}] step ${p.step}/${p.steps}  train ${fmtLoss(p.trainLoss)}  val ${fmtLoss(p.valLoss)}`);

@@ -4,7 +4,7 @@ import { connectClient, temporalUiUrl } from '../lib/temporal/connection';
 import { EvoFramework, EvoStatus, EvoIteration } from '../lib/temporal/search-attributes';
 import { FRAMEWORKS } from '../lib/program';
 import { CONTROL_QUEUE, type RunSettings, type RunSummary } from '../lib/pipeline-types';
-import { defaultConfigPath, loadRunConfig } from '../lib/config/load';
+import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../lib/config/load';
 import { chooseProvider } from '../lib/mutation/provider';
 import { formatTotals } from '../lib/mutation/ledger';
 import { assertFramework } from '../lib/program';
@@ -133,7 +133,7 @@ export function settingsFor(opts: StartOptions, framework: string): RunSettings 
   if (opts.config && cfg.framework !== framework && framework !== 'all') throw new EvoError(`config ${opts.config} is for ${cfg.framework}, not ${framework}`, 'USAGE');
   for (const n of cfg.notices) progress(`note: ${n}`);
   progress(chooseProvider(cfg).notice);
-  const { configPath: _path, notices: _notices, evolution: _evolution, ...settings } = cfg;
+  const settings = runSettingsOf(cfg);
   return opts.seed === undefined ? settings : { ...settings, seed: opts.seed, evaluator: { ...settings.evaluator, seed: opts.seed } };
 }
 

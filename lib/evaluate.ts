@@ -89,6 +89,7 @@ export async function trainSize(program: Program, size: SizeSpec, settings: Eval
     valPath: data.valPath,
     checkpointPath: path.join(dir, 'checkpoint.bin'),
   };
+  const native = nativeBackendInstalled();
   const result = await runInSandbox<TrainResult>({
     script: path.join(repoRoot, 'dist', 'lib', 'sandbox', 'train-child.js'),
     input: job,
@@ -96,10 +97,10 @@ export async function trainSize(program: Program, size: SizeSpec, settings: Eval
     readPaths: [data.dir, dir],
     writePaths: [dir],
     wallTimeoutMs: opts.wallTimeoutMs ?? 7 * 24 * 3600 * 1000,
-    allowAddons: nativeBackendInstalled(),
+    allowAddons: native,
     // wasm32 cannot address more than 4 GiB anyway; GPU drivers map large regions up front.
-    memoryMb: nativeBackendInstalled() ? undefined : 8192,
-    limitNativeMemory: !nativeBackendInstalled(),
+    memoryMb: native ? undefined : 8192,
+    limitNativeMemory: !native,
     env: opts.env,
     signal: opts.signal,
     onMessage: (msg) => opts.onProgress?.({ ...(msg as TrainProgress), size: size.name }),
@@ -132,10 +133,12 @@ async function pool<T>(limit: number, tasks: (() => Promise<T>)[]): Promise<T[]>
 export interface EvaluateOptions extends TrainSizeOptions {
   /** Sizes trained at once (each in its own process); default: one per CPU core. */
   concurrency?: number;
+  /** The prepared corpus, when the caller already has it. */
+  data?: PreparedData;
 }
 
 export async function evaluateProgram(program: Program, settings: EvaluatorSettings, opts: EvaluateOptions = {}): Promise<EvaluationResult> {
-  const data = await prepareData(settings.data);
+  const data = opts.data ?? (await prepareData(settings.data));
   const concurrency = opts.concurrency ?? Math.max(1, os.cpus().length);
   const points = await pool(
     concurrency,

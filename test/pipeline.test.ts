@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Client, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { defaultConfigPath, loadRunConfig } from '../lib/config/load';
+import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../lib/config/load';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { CATALOGUE } from '../lib/mutation/catalogue';
 import { FakeOpenAi, TEMPERATURE_DIFF, completion } from './helpers/fake-openai';
@@ -272,8 +272,7 @@ test('an LLM-guided run through an OpenAI-compatible API: diff and whole-block r
     completion(TEMPERATURE_DIFF),
     completion(`Sigmoid readout.\n\n\`\`\`typescript\n${sigmoid}\`\`\`\n`),
   );
-  const cfg = loadRunConfig(defaultConfigPath('coefficient_dynamics'), { profile: 'micro', iterations: 3 });
-  const { configPath: _c, notices: _n, evolution: _e, ...settings } = cfg;
+  const settings = runSettingsOf(loadRunConfig(defaultConfigPath('coefficient_dynamics'), { profile: 'micro', iterations: 3 }));
   settings.heartbeatTimeoutS = 5;
   // Each scripted call costs $0.00325 (1000 prompt + 200 completion tokens of gpt-5): two iterations fit.
   settings.llm = { ...settings.llm!, budgetUsd: 0.009 };

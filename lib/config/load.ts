@@ -53,6 +53,12 @@ export class ConfigError extends EvoError {
   }
 }
 
+/** The workflow's settings from a loaded config: what the run needs, without the loader's remarks. */
+export function runSettingsOf(cfg: RunConfig): RunSettings {
+  const { configPath: _path, notices: _notices, evolution: _evolution, ...settings } = cfg;
+  return settings;
+}
+
 export function defaultConfigPath(framework: Framework): string {
   return path.join(repoRoot, 'configs', `${framework}.yaml`);
 }
