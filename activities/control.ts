@@ -3,18 +3,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure, log } from '@temporalio/activity';
-import { prepareData as prepareDataLib, type DataSpec, type PreparedData } from '../lib/data/prepare';
-import { baselineProgram, makeProgram, type Framework } from '../lib/program';
-import { loadProgram, runDir, saveProgram, writeIterationRecord, writeSummary } from '../lib/archive';
-import { chooseProvider, type AttemptFeedback, type MutationRequest } from '../lib/mutation/provider';
-import { ReplyRefused } from '../lib/mutation/reply';
-import { LlmError } from '../lib/mutation/openai';
-import { emptyTotals, totalsOf } from '../lib/mutation/ledger';
-import { validateProgram } from '../lib/validate';
-import { fitScalingLaw, seedFitness } from '../lib/scaling';
-import { EvoError } from '../lib/errors';
-import { validationSpec } from '../lib/run-settings';
-import type { AttemptRecord, Candidate, IterationRecord, IterationStatus, RunSettings, RunSummary, SizePoint } from '../lib/pipeline-types';
+import { prepareData as prepareDataLib, type DataSpec, type PreparedData } from '../evaluator/data/prepare';
+import { baselineProgram, makeProgram, type Framework } from '../core/program';
+import { loadProgram, runDir, saveProgram, writeIterationRecord, writeSummary } from '../archive';
+import { chooseProvider, type AttemptFeedback, type MutationRequest } from '../propose';
+import { ReplyRefused } from '../propose/llm/reply';
+import { LlmError } from '../propose/llm/openai';
+import { emptyTotals, totalsOf } from '../propose/llm/ledger';
+import { validateProgram } from '../validate';
+import { fitScalingLaw, seedFitness } from '../score/scaling';
+import { EvoError } from '../core/errors';
+import { validationSpec } from '../config/run-settings';
+import type { AttemptRecord, Candidate, IterationRecord, IterationStatus, RunSettings, RunSummary, SizePoint } from '../contract';
 
 /** Errors a user must fix (bad config, missing files) fail fast instead of retrying forever. */
 async function userErrorsAreFinal<T>(fn: () => Promise<T>): Promise<T> {

@@ -2,14 +2,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { assertFramework, baselineProgram, programFromText, type Program } from '../lib/program';
-import { profileSettings } from '../lib/profiles';
-import { evaluateProgram, type EvaluationResult } from '../lib/evaluate';
-import { prepareData } from '../lib/data/prepare';
-import { validateProgram } from '../lib/validate';
-import { EvoError, ProgramRejected } from '../lib/errors';
-import { cacheDir } from '../lib/paths';
-import { validationSpec } from '../lib/run-settings';
+import { assertFramework, baselineProgram, programFromText, type Program } from '../core/program';
+import { profileSettings } from '../evaluator/profiles';
+import { evaluateProgram, type EvaluationResult } from '../evaluator/evaluate';
+import { prepareData } from '../evaluator/data/prepare';
+import { validateProgram } from '../validate';
+import { EvoError, ProgramRejected } from '../core/errors';
+import { cacheDir } from '../core/paths';
+import { validationSpec } from '../config/run-settings';
 import { fmtInt, fmtLoss, progress, table } from './output';
 
 export interface EvaluateArgs {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `evo` command: one entry, one sub-command per user task.
 import { parseArgs } from 'node:util';
-import { EvoError } from '../lib/errors';
+import { EvoError } from '../core/errors';
 import { exitWithError } from './output';
 import { evaluateCommand, validateCommand } from './evaluate';
 import { downCommand, signalCommand, startCommand, statusCommand, upCommand } from './runs';

@@ -1,5 +1,5 @@
 // Terminal output shared by the CLI commands: tables, number formats, one-line errors.
-import { EvoError, oneLine } from '../lib/errors';
+import { EvoError, oneLine } from '../core/errors';
 
 export function fmtInt(n: number): string {
   return n.toLocaleString('en-US');

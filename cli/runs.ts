@@ -1,15 +1,15 @@
 // `evo up|down|start|status`: the local stack and evolution runs on Temporal.
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { connectClient, temporalUiUrl } from '../lib/temporal/connection';
-import { EvoFramework, EvoStatus, EvoIteration } from '../lib/temporal/search-attributes';
-import { FRAMEWORKS } from '../lib/program';
-import { CONTROL_QUEUE, type RunSettings, type RunSummary } from '../lib/pipeline-types';
-import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../lib/config/load';
-import { chooseProvider } from '../lib/mutation/provider';
-import { formatTotals } from '../lib/mutation/ledger';
-import { assertFramework } from '../lib/program';
-import { parseDevices, stackDown, stackStatus, stackUp } from '../lib/stack';
-import { EvoError } from '../lib/errors';
+import { connectClient, temporalUiUrl } from '../ops/temporal/connection';
+import { EvoFramework, EvoStatus, EvoIteration } from '../ops/temporal/search-attributes';
+import { FRAMEWORKS } from '../core/program';
+import { CONTROL_QUEUE, type RunSettings, type RunSummary } from '../contract';
+import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
+import { chooseProvider } from '../propose';
+import { formatTotals } from '../propose/llm/ledger';
+import { assertFramework } from '../core/program';
+import { parseDevices, stackDown, stackStatus, stackUp } from '../ops/stack';
+import { EvoError } from '../core/errors';
 import { fmtLoss, progress, table } from './output';
 
 export async function upCommand(devicesSpec: string): Promise<void> {

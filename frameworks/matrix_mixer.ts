@@ -24,7 +24,7 @@
  * It defines `function attention(tf, ctx, x)`: x is the LayerNorm'd residual stream (B, T, D);
  * the result (B, T, D) goes through a fixed output projection, dropout and the residual add.
  */
-import type { AttentionContext, Tensor, Tf } from '../lib/attention-context';
+import type { AttentionContext, Tensor, Tf } from '../evaluator/attention-context';
 
 // EVOLVE-BLOCK-START
 function attention(tf: Tf, ctx: AttentionContext, x: Tensor): Tensor {

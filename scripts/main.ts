@@ -1,8 +1,8 @@
 // The main job (`npm start`): bring the local stack up, run a smoke-profile evolution of one
 // framework for a few iterations, print each iteration as it lands, and leave the run in the UI.
-import { parseDevices, stackUp } from '../lib/stack';
+import { parseDevices, stackUp } from '../ops/stack';
 import { iterationLine, renderSummary, settingsFor, startRun, waitForRun } from '../cli/runs';
-import { temporalUiUrl } from '../lib/temporal/connection';
+import { temporalUiUrl } from '../ops/temporal/connection';
 import { exitWithError, progress } from '../cli/output';
 
 async function main(): Promise<void> {

@@ -6,12 +6,12 @@ import * as path from 'node:path';
 import * as ts from 'typescript';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { attentionContext, causalMask, ParamStore } from '../lib/attention-runtime';
-import type { Tensor } from '../lib/attention-context';
-import { compileAttention, extractBlock, frameworkTemplate, FRAMEWORKS, makeProgram, type Framework } from '../lib/program';
-import { repoRoot } from '../lib/paths';
-import { CATALOGUE, KNOBS, NONCAUSAL_BLOCK, UNIFORM_CONTROL_BLOCK, variantsFor } from '../lib/mutation/catalogue';
-import { knobsIn, OfflineCatalogueProvider, offlineCandidates, type MutationProposal, type MutationRequest } from '../lib/mutation/offline';
+import { attentionContext, causalMask, ParamStore } from '../evaluator/attention-runtime';
+import type { Tensor } from '../evaluator/attention-context';
+import { compileAttention, extractBlock, frameworkTemplate, FRAMEWORKS, makeProgram, type Framework } from '../core/program';
+import { repoRoot } from '../core/paths';
+import { CATALOGUE, KNOBS, NONCAUSAL_BLOCK, UNIFORM_CONTROL_BLOCK, variantsFor } from '../propose/offline/catalogue';
+import { knobsIn, OfflineCatalogueProvider, offlineCandidates, type MutationProposal, type MutationRequest } from '../propose/offline/provider';
 
 const B = 2;
 const T = 8;

@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, defaultConfigPath, loadRunConfig } from '../lib/config/load';
-import { EvoError } from '../lib/errors';
-import { FRAMEWORKS } from '../lib/program';
-import { profileSettings } from '../lib/profiles';
-import { baselineBlock } from '../lib/mutation/catalogue';
-import { buildPrompt } from '../lib/mutation/prompt';
+import { ConfigError, defaultConfigPath, loadRunConfig } from '../config/load';
+import { EvoError } from '../core/errors';
+import { FRAMEWORKS } from '../core/program';
+import { profileSettings } from '../evaluator/profiles';
+import { baselineBlock } from '../propose/offline/catalogue';
+import { buildPrompt } from '../propose/llm/prompt';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-config-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

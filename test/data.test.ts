@@ -6,10 +6,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EvoError } from '../lib/errors';
-import { cacheDir } from '../lib/paths';
-import { mobyDickPath } from '../lib/data/corpus';
-import { DataSpec, decodeTokens, encodeText, loadTokens, prepareData, PreparedData } from '../lib/data/prepare';
+import { EvoError } from '../core/errors';
+import { cacheDir } from '../core/paths';
+import { mobyDickPath } from '../evaluator/data/corpus';
+import { DataSpec, decodeTokens, encodeText, loadTokens, prepareData, PreparedData } from '../evaluator/data/prepare';
 
 const mobyDick = fs.readFileSync(mobyDickPath(), 'utf8');
 

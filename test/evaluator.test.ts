@@ -6,12 +6,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { baselineProgram, makeProgram, FRAMEWORKS } from '../lib/program';
-import { profileSettings } from '../lib/profiles';
-import { evaluateProgram, trainSize, trainingDir, trainingKey, type EvaluationResult } from '../lib/evaluate';
-import { prepareData } from '../lib/data/prepare';
-import { NONCAUSAL_BLOCK, UNIFORM_CONTROL_BLOCK } from '../lib/mutation/catalogue';
-import { repoRoot } from '../lib/paths';
+import { baselineProgram, makeProgram, FRAMEWORKS } from '../core/program';
+import { profileSettings } from '../evaluator/profiles';
+import { evaluateProgram, trainSize, trainingDir, trainingKey, type EvaluationResult } from '../evaluator/evaluate';
+import { prepareData } from '../evaluator/data/prepare';
+import { NONCAUSAL_BLOCK, UNIFORM_CONTROL_BLOCK } from '../propose/offline/catalogue';
+import { repoRoot } from '../core/paths';
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-eval-'));
 before(() => {

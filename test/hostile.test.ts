@@ -14,12 +14,12 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { staticFindings, validateProgram, type ValidationReport, type ValidationSpec } from '../lib/validate';
-import { DYNAMIC_CHECKS } from '../lib/validate/report';
-import { baselineProgram, FRAMEWORKS, makeProgram, type Program } from '../lib/program';
-import { CATALOGUE } from '../lib/mutation/catalogue';
-import { sandboxIsolation } from '../lib/sandbox/spawn';
-import { repoRoot } from '../lib/paths';
+import { staticFindings, validateProgram, type ValidationReport, type ValidationSpec } from '../validate';
+import { DYNAMIC_CHECKS } from '../validate/report';
+import { baselineProgram, FRAMEWORKS, makeProgram, type Program } from '../core/program';
+import { CATALOGUE } from '../propose/offline/catalogue';
+import { sandboxIsolation } from '../sandbox/spawn';
+import { repoRoot } from '../core/paths';
 
 /**
  * One small spec for everything. timeMultiple 5 sits between the slowest catalogue variant (about 2× its

@@ -5,17 +5,17 @@ import assert from 'node:assert/strict';
 import * as util from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { attentionContext, causalMask, ParamStore } from '../lib/attention-runtime';
-import { compileAttention, frameworkTemplate, type Framework } from '../lib/program';
-import { loadRunConfig, defaultConfigPath } from '../lib/config/load';
-import type { LlmSettings, PromptSettings } from '../lib/config/schema';
-import { baselineBlock, CATALOGUE } from '../lib/mutation/catalogue';
-import { LlmError, OpenAiProvider, isReasoningModel, scrubSecrets } from '../lib/mutation/openai';
-import { buildPrompt } from '../lib/mutation/prompt';
-import { chooseProvider, type AttemptFeedback, type LlmCall, type MutationRequest } from '../lib/mutation/provider';
-import { parseReply, ReplyRefused } from '../lib/mutation/reply';
-import { addTotals, budgetExceeded, budgetMessage, formatTotals, mergeUsage, totalsOf, usageFromCalls } from '../lib/mutation/ledger';
-import { OfflineCatalogueProvider } from '../lib/mutation/offline';
+import { attentionContext, causalMask, ParamStore } from '../evaluator/attention-runtime';
+import { compileAttention, frameworkTemplate, type Framework } from '../core/program';
+import { loadRunConfig, defaultConfigPath } from '../config/load';
+import type { LlmSettings, PromptSettings } from '../config/schema';
+import { baselineBlock, CATALOGUE } from '../propose/offline/catalogue';
+import { LlmError, OpenAiProvider, isReasoningModel, scrubSecrets } from '../propose/llm/openai';
+import { buildPrompt } from '../propose/llm/prompt';
+import { chooseProvider, type AttemptFeedback, type LlmCall, type MutationRequest } from '../propose';
+import { parseReply, ReplyRefused } from '../propose/llm/reply';
+import { addTotals, budgetExceeded, budgetMessage, formatTotals, mergeUsage, totalsOf, usageFromCalls } from '../propose/llm/ledger';
+import { OfflineCatalogueProvider } from '../propose/offline/provider';
 import { completion, errorReply, FakeOpenAi, TEMPERATURE_DIFF } from './helpers/fake-openai';
 
 const KEY = 'sk-test-Zq8vN3xY7pL2mK9wR4tB6cD1';
@@ -432,8 +432,10 @@ describe('provider choice', () => {
     assert.equal(files.notice, 'mutation: replaying candidate blocks from /tmp/blocks');
 
     // A run built without a config takes the LLM settings of configs/<framework>.yaml.
+    // Settings are resolved when a run starts; an activity never reads a config file.
     const bare = chooseProvider({ framework: 'matrix_mixer', mutation: { provider: 'offline', maxAttempts: 3 } }, { OPENAI_API_KEY: KEY });
-    assert.ok(bare.provider instanceof OpenAiProvider);
+    assert.ok(bare.provider instanceof OfflineCatalogueProvider);
+    assert.match(bare.notice, /the run has no LLM settings/);
     assert.ok(![none, keyed, local, control, files, bare].some((c) => c.notice.includes(KEY) || c.notice.includes('hunter22')));
   });
 });

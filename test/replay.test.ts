@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
-import { repoRoot } from '../lib/paths';
+import { repoRoot } from '../core/paths';
 
 const dir = path.join(repoRoot, 'test', 'fixtures', 'histories');
 

@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runInSandbox, sandboxIsolation, SandboxFailure, MAX_MESSAGE_BYTES, type SandboxOptions } from '../lib/sandbox/spawn';
-import { ProgramRejected } from '../lib/errors';
-import { repoRoot } from '../lib/paths';
+import { runInSandbox, sandboxIsolation, SandboxFailure, MAX_MESSAGE_BYTES, type SandboxOptions } from '../sandbox/spawn';
+import { ProgramRejected } from '../core/errors';
+import { repoRoot } from '../core/paths';
 
 let work: string;
 let probe: string;
@@ -18,8 +18,8 @@ let canary: string;
 // the tests need no compiled fixture; it reaches the library by absolute paths into dist/ and node_modules/.
 const PROBE = (root: string): string => `
 const fs = require('node:fs');
-const { serveSandboxedTask } = require(${JSON.stringify(path.join(root, 'dist', 'lib', 'sandbox', 'child.js'))});
-const { ProgramRejected } = require(${JSON.stringify(path.join(root, 'dist', 'lib', 'errors.js'))});
+const { serveSandboxedTask } = require(${JSON.stringify(path.join(root, 'dist', 'sandbox', 'child.js'))});
+const { ProgramRejected } = require(${JSON.stringify(path.join(root, 'dist', 'core', 'errors.js'))});
 const tfPath = ${JSON.stringify(path.join(root, 'node_modules', '@tensorflow', 'tfjs'))};
 const wasmPath = ${JSON.stringify(path.join(root, 'node_modules', '@tensorflow', 'tfjs-backend-wasm'))};
 const code = (fn) => { try { fn(); return 'allowed'; } catch (e) { return e.code || e.message; } };

@@ -1,7 +1,7 @@
 // Specification of the scaling-law fit: known lines are recovered exactly, noise lowers R².
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fitScalingLaw, seedFitness } from '../lib/scaling';
+import { fitScalingLaw, seedFitness } from '../score/scaling';
 
 test('an exact line loss = a + b·ln N returns its slope, intercept and R² = 1', () => {
   const a = 7.5;

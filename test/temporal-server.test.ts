@@ -9,12 +9,12 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Client } from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
-import { EvoError } from '../lib/errors';
-import { repoRoot } from '../lib/paths';
-import { findTemporalBinary } from '../lib/temporal/binary';
-import { connectClient, temporalTarget, temporalUiUrl } from '../lib/temporal/connection';
-import { devServerPaths, devServerStatus, SEARCH_ATTRIBUTES, startDevServer, stopDevServer } from '../lib/temporal/devserver';
-import { isProcessAlive } from '../lib/temporal/lock';
+import { EvoError } from '../core/errors';
+import { repoRoot } from '../core/paths';
+import { findTemporalBinary } from '../ops/temporal/binary';
+import { connectClient, temporalTarget, temporalUiUrl } from '../ops/temporal/connection';
+import { devServerPaths, devServerStatus, SEARCH_ATTRIBUTES, startDevServer, stopDevServer } from '../ops/temporal/devserver';
+import { isProcessAlive } from '../ops/temporal/lock';
 import { freePort, startTestServer, TestServer } from './helpers/temporal-server';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-temporal-test-'));
@@ -195,7 +195,7 @@ describe('dev server lifecycle edge cases', () => {
     const port = await freePort();
     const uiPort = await freePort();
     const binary = await findTemporalBinary({ install: true });
-    const script = `require(${JSON.stringify(path.join(repoRoot, 'dist/lib/temporal/devserver.js'))})
+    const script = `require(${JSON.stringify(path.join(repoRoot, 'dist/ops/temporal/devserver.js'))})
       .startDevServer(${JSON.stringify({ stateDir, port, uiPort, binary, detached: true })})
       .then((h) => console.log(h.pid), (e) => { console.error(e.message); process.exit(1); });`;
     const pid = Number(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 90_000 }).trim());

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { validateProgram, staticFindings, type ValidationReport, type ValidationSpec } from '../lib/validate';
-import { DYNAMIC_CHECKS } from '../lib/validate/report';
-import { baselineProgram, FRAMEWORKS, makeProgram } from '../lib/program';
+import { validateProgram, staticFindings, type ValidationReport, type ValidationSpec } from '../validate';
+import { DYNAMIC_CHECKS } from '../validate/report';
+import { baselineProgram, FRAMEWORKS, makeProgram } from '../core/program';
 
 const SPEC: ValidationSpec = { dModel: 32, nHeads: 4, seqLen: 16, batch: 2, timeMultiple: 4, wallTimeoutMs: 30_000 };
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-validate-test-'));

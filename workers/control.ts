@@ -2,8 +2,8 @@
 // validate, fit, select, archive) on the control task queue.
 import { Worker } from '@temporalio/worker';
 import * as activities from '../activities/control';
-import { connectWorkerConnection } from '../lib/temporal/connection';
-import { CONTROL_QUEUE } from '../lib/pipeline-types';
+import { connectWorkerConnection } from '../ops/temporal/connection';
+import { CONTROL_QUEUE } from '../contract';
 import { exitWithError } from '../cli/output';
 
 export async function createControlWorker(): Promise<Worker> {

@@ -2,7 +2,7 @@
 // CUDA_VISIBLE_DEVICES before any tensor backend loads. Several share the training queue.
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { EvoError } from '../lib/errors';
+import { EvoError } from '../core/errors';
 import { exitWithError } from '../cli/output';
 
 export function pinDevice(device: string): string {
@@ -20,9 +20,9 @@ async function main(): Promise<void> {
   const label = pinDevice(values.device as string);
   // Only now load the worker and activities: nothing tensor-related may load before pinning.
   const { Worker } = await import('@temporalio/worker');
-  const { connectWorkerConnection } = await import('../lib/temporal/connection');
-  const { TRAIN_QUEUE } = await import('../lib/pipeline-types');
-  const training = await import('../activities/training');
+  const { connectWorkerConnection } = await import('../ops/temporal/connection');
+  const { TRAIN_QUEUE } = await import('../contract');
+  const training = await import('../activities/train');
   const { connection, namespace } = await connectWorkerConnection();
   const worker = await Worker.create({
     connection,

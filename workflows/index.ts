@@ -15,8 +15,8 @@ import {
   ActivityFailure,
 } from '@temporalio/workflow';
 import type * as control from '../activities/control';
-import type * as training from '../activities/training';
-import { screenEvaluator, type EvaluatorSettings, type SizeSpec } from '../lib/profiles';
+import type * as training from '../activities/train';
+import { screenEvaluator, type EvaluatorSettings, type SizeSpec } from '../evaluator/profiles';
 import {
   CONTROL_QUEUE,
   TRAIN_QUEUE,
@@ -26,9 +26,9 @@ import {
   type IterationRecord,
   type RunSummary,
   type SizePoint,
-} from '../lib/pipeline-types';
-import { addTotals, budgetExceeded, budgetMessage, emptyTotals, type UsageTotals } from '../lib/mutation/ledger';
-import { EvoBestFitness, EvoFramework, EvoIteration, EvoStatus } from '../lib/temporal/search-attributes';
+} from '../contract';
+import { addTotals, budgetExceeded, budgetMessage, emptyTotals, type UsageTotals } from '../propose/llm/ledger';
+import { EvoBestFitness, EvoFramework, EvoIteration, EvoStatus } from '../ops/temporal/search-attributes';
 
 export const statusQuery = defineQuery<RunSummary>('status');
 export const pauseSignal = defineSignal('pause');

@@ -5,11 +5,11 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { EvoError } from '../../lib/errors';
-import { repoRoot } from '../../lib/paths';
-import { findTemporalBinary } from '../../lib/temporal/binary';
-import { ensureSearchAttributes } from '../../lib/temporal/connection';
-import { DevServerHandle, startDevServer } from '../../lib/temporal/devserver';
+import { EvoError } from '../../core/errors';
+import { repoRoot } from '../../core/paths';
+import { findTemporalBinary } from '../../ops/temporal/binary';
+import { ensureSearchAttributes } from '../../ops/temporal/connection';
+import { DevServerHandle, startDevServer } from '../../ops/temporal/devserver';
 
 export interface TestServer {
   /** 127.0.0.1:port */

@@ -1,0 +1,71 @@
+// The training activity, run by device workers (one training at a time each). Training happens
+// in a sandboxed child process; this process only heartbeats, so heartbeats never stall and a
+// crashing candidate cannot take the worker down. A retry resumes from the size's checkpoint.
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import { loadProgram } from '../archive';
+import { trainSize as trainSizeLib } from '../evaluator/evaluate';
+import { EvoError, ProgramRejected } from '../core/errors';
+import { SandboxFailure } from '../sandbox/spawn';
+import type { PreparedData } from '../evaluator/data/prepare';
+import type { EvaluatorSettings, SizeSpec } from '../evaluator/profiles';
+import type { Framework } from '../core/program';
+import type { SizePoint } from '../contract';
+import type { TrainProgress } from '../evaluator/train';
+
+export interface TrainSizeInput {
+  runId: string;
+  framework: Framework;
+  programHash: string;
+  size: SizeSpec;
+  evaluator: EvaluatorSettings;
+  data: PreparedData;
+}
+
+/** Environment a device worker hands its training children (the device pinning and backend). */
+export function deviceEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const key of ['CUDA_VISIBLE_DEVICES', 'EVOSCALE_BACKEND']) {
+    const v = process.env[key];
+    if (v !== undefined) env[key] = v;
+  }
+  return env;
+}
+
+export async function trainSize(input: TrainSizeInput): Promise<SizePoint> {
+  const ctx = Context.current();
+  let last: (TrainProgress & { size: string }) | undefined;
+  // Heartbeat on a timer from this process, with the latest progress the child reported.
+  const beat = () => ctx.heartbeat(last ? { step: last.step, steps: last.steps, trainLoss: last.trainLoss, valLoss: last.valLoss } : { step: 0 });
+  beat();
+  const timer = setInterval(beat, 2000);
+  try {
+    const program = loadProgram(input.runId, input.framework, input.programHash);
+    const r = await trainSizeLib(program, input.size, input.evaluator, input.data, {
+      env: deviceEnv(),
+      signal: ctx.cancellationSignal,
+      wallTimeoutMs: Math.max(60_000, ctx.info.startToCloseTimeoutMs),
+      onProgress: (p) => {
+        if (p.event === 'start' && p.resumedFromStep > 0) log.info('resuming training from checkpoint', { size: p.size, step: p.resumedFromStep });
+        last = p;
+      },
+    });
+    return {
+      size: r.size,
+      nonEmbeddingParams: r.nonEmbeddingParams,
+      totalParams: r.totalParams,
+      valLoss: r.valLoss,
+      steps: r.steps,
+      backend: r.backend,
+      resumedFromStep: r.resumedFromStep,
+    };
+  } catch (err) {
+    // The candidate's fault (diverged, too slow, crashed its process): final, recorded as invalid.
+    if (err instanceof ProgramRejected || (err instanceof SandboxFailure && err.kind !== 'killed')) {
+      throw ApplicationFailure.nonRetryable(err.message, 'CandidateFailed');
+    }
+    if (err instanceof EvoError) throw ApplicationFailure.nonRetryable(err.message, err.code);
+    throw err;
+  } finally {
+    clearInterval(timer);
+  }
+}

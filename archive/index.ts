@@ -1,0 +1,48 @@
+// The run archive on disk, `runs/<workflowId>/`: every candidate's code (content-addressed),
+// per-iteration metrics with lineage, and summary.json rewritten after each iteration.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { runsDir } from '../core/paths';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomic-file';
+import { EvoError } from '../core/errors';
+import { hashText, programFromText, type Framework, type Program } from '../core/program';
+import type { IterationRecord, RunSummary } from '../contract';
+
+/** Workflow IDs contain '/' for child iterations; only the run's own ID names a folder. */
+export function runDir(runId: string): string {
+  if (!/^[\w.-]+$/.test(runId)) throw new EvoError(`run id "${runId}" cannot name a folder (use letters, digits, '.', '_' and '-')`, 'BAD_RUN_ID');
+  return runsDir(runId);
+}
+
+export function programPath(runId: string, hash: string): string {
+  return path.join(runDir(runId), 'programs', `${hash}.ts`);
+}
+
+export function saveProgram(runId: string, program: Program): string {
+  const file = programPath(runId, program.hash);
+  if (!fs.existsSync(file)) writeFileAtomic(file, program.source);
+  return file;
+}
+
+/** Load a stored program and check it still has the hash it is filed under. */
+export function loadProgram(runId: string, framework: Framework, hash: string): Program {
+  const file = programPath(runId, hash);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new EvoError(`program ${hash} is missing from the run archive (${path.relative(process.cwd(), file)})`, 'MISSING_PROGRAM');
+  }
+  if (hashText(text) !== hash) throw new EvoError(`program file ${file} does not match its hash ${hash}`, 'CORRUPT_PROGRAM');
+  const program = programFromText(framework, text, file);
+  if (program.hash !== hash) throw new EvoError(`program file ${file} was not produced from the ${framework} template`, 'CORRUPT_PROGRAM');
+  return program;
+}
+
+export function writeIterationRecord(runId: string, record: IterationRecord): void {
+  writeJsonAtomic(path.join(runDir(runId), 'iterations', `iter-${String(record.iteration).padStart(3, '0')}.json`), record);
+}
+
+export function writeSummary(summary: RunSummary): void {
+  writeJsonAtomic(path.join(runDir(summary.workflowId), 'summary.json'), summary);
+}

@@ -1,0 +1,259 @@
+// The contract between workflows and activities: run settings, records, queue names and usage
+// totals. Everything that crosses it is small JSON (paths, hashes, metrics), never weights or
+// corpora. It imports nothing, so every stage and the workflow sandbox can depend on it.
+
+export const FRAMEWORKS = ['coefficient_dynamics', 'test_time_regression', 'matrix_mixer'] as const;
+export type Framework = (typeof FRAMEWORKS)[number];
+
+export interface SizeSpec {
+  name: string;
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+}
+
+export type FitAxis = 'non_embedding' | 'total';
+
+export interface EvaluatorSettings {
+  profile: string;
+  sizes: SizeSpec[];
+  seqLen: number;
+  dropout: number;
+  training: TrainingConfig;
+  data: DataSpec;
+  seed: number;
+  /** Which parameter count is N in loss = a + b·ln N (Kaplan et al. exclude embeddings). */
+  fitAxis: FitAxis;
+}
+
+export interface TrainingConfig {
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  warmupSteps: number;
+  /** After warmup: cosine or linear decay to minLrRatio·lr, or constant. */
+  schedule: 'cosine' | 'linear' | 'constant';
+  minLrRatio: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  gradClip: number;
+  evalEvery: number;
+  /** Validation tokens scored at each evaluation (a fixed, contiguous prefix of the split). */
+  evalTokens: number;
+  checkpointEvery: number;
+}
+
+export interface DataSpec {
+  corpus: string[] | 'moby-dick';
+  vocabSize: number;
+  valFraction: number;
+}
+
+export interface PreparedData {
+  /** Content hash of (corpus bytes, vocabSize, valFraction, format version), 16 hex digits. */
+  hash: string;
+  /** cacheDir('data', hash) */
+  dir: string;
+  vocabSize: number;
+  /** HF tokenizer.json: byte-level BPE cut to vocabSize, with a ByteLevel decoder. */
+  tokenizerPath: string;
+  trainPath: string;
+  valPath: string;
+  trainTokens: number;
+  valTokens: number;
+}
+
+export interface ModelPrice {
+  /** USD per million prompt (input) tokens. */
+  promptPerMTok: number;
+  /** USD per million completion (output, including reasoning) tokens. */
+  completionPerMTok: number;
+}
+
+/** The LLM client's settings. Holds no secret: the key is read from `apiKeyEnv` in the worker's environment. */
+export interface LlmSettings {
+  provider: 'auto' | 'openai' | 'offline';
+  primaryModel: string;
+  fallbackModel: string | null;
+  temperature: number;
+  maxTokens: number;
+  /** Sent to reasoning models only. */
+  reasoningEffort: 'minimal' | 'low' | 'medium' | 'high' | null;
+  /** Base URL of an OpenAI-compatible API; null: OPENAI_BASE_URL, else OpenAI. */
+  apiBase: string | null;
+  /** Environment variable holding the API key. */
+  apiKeyEnv: string;
+  timeoutS: number;
+  /** Retries per model after a 429, 5xx, timeout or connection error. */
+  maxRetries: number;
+  /** Most seconds spent waiting between retries, per model. */
+  maxRetryWaitS: number;
+  prices: Record<string, ModelPrice>;
+  /** Spend after which no new mutation is requested; null: no limit. */
+  budgetUsd: number | null;
+}
+
+export interface PromptSettings {
+  systemMessage: string;
+  userTemplate: string;
+  replyFormat: 'diff' | 'block';
+  /** Proposals per iteration before the iteration is recorded as invalid. */
+  maxAttempts: number;
+  /** Top archive programs shown as inspiration. */
+  inspirations: number;
+  /** Earlier attempts shown with their outcome and errors. */
+  historyWindow: number;
+}
+
+/** Sums without the call list: what workflow state, summary.json and `evo status` carry. */
+export interface UsageTotals {
+  calls: number;
+  failedCalls: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  byModel: Record<string, Omit<UsageTotals, 'byModel'>>;
+}
+
+/** A scaling-law fit `loss = a + b·ln N` as records carry it. */
+export interface FitSummary {
+  intercept: number;
+  slope: number;
+  r2: number;
+  /** Standard error of the slope; null with fewer than three points (no residual degrees of freedom). */
+  slopeStdErr: number | null;
+}
+
+export const CONTROL_QUEUE = 'evoscale-control';
+export const TRAIN_QUEUE = 'evoscale-train';
+
+export interface MutationSettings {
+  /** 'offline': the published-variant catalogue; 'files': replay blocks from a folder, in name order. */
+  provider: 'offline' | 'files';
+  /** For provider 'files': the folder of block files. */
+  dir?: string;
+  /** Proposals per iteration before the iteration is recorded as invalid. */
+  maxAttempts: number;
+}
+
+export interface ValidationSettings {
+  /** Allowed time per forward+backward as a multiple of the baseline's. */
+  timeMultiple: number;
+  wallTimeoutS: number;
+}
+
+/**
+ * The cheap screen: a short training of the smallest size before the full one, refusing
+ * candidates worse than the baseline there by more than `margin` nats. It only filters.
+ */
+export interface ScreenSettings {
+  enabled: boolean;
+  steps: number;
+  margin: number;
+}
+
+export interface RunSettings {
+  framework: Framework;
+  /** Iterations after the baseline (iteration 0). */
+  iterations: number;
+  seed: number;
+  evaluator: EvaluatorSettings;
+  mutation: MutationSettings;
+  validation: ValidationSettings;
+  screen: ScreenSettings;
+  /** Heartbeat timeout of a training activity: how soon a killed device worker is noticed. */
+  heartbeatTimeoutS: number;
+  /** Start-to-close limit of one size's training. */
+  trainTimeoutH: number;
+  /** LLM and prompt settings from the run's config (absent: those of configs/<framework>.yaml). */
+  llm?: LlmSettings;
+  prompt?: PromptSettings;
+}
+
+export interface SizePoint {
+  size: string;
+  nonEmbeddingParams: number;
+  totalParams: number;
+  valLoss: number;
+  steps: number;
+  backend: string;
+  resumedFromStep: number;
+}
+
+export type IterationStatus = 'accepted' | 'rejected' | 'invalid';
+
+export interface AttemptRecord {
+  /** Null when the reply was refused before it became a program. */
+  programHash: string | null;
+  description: string;
+  error: string;
+  kind: 'reply-refused' | 'validation-failed';
+}
+
+export interface IterationRecord {
+  iteration: number;
+  status: IterationStatus;
+  programHash: string | null;
+  parentHash: string | null;
+  description: string;
+  points: SizePoint[];
+  fit: FitSummary | null;
+  fitness: number | null;
+  error?: string;
+  /** Proposals refused by validation, in order (when every one was refused, the last is `programHash`). */
+  failedAttempts: AttemptRecord[];
+  /** Proposals this iteration drew from the mutation provider (0 for the baseline). */
+  proposals: number;
+  /** LLM tokens and cost of this iteration's proposals. */
+  usage: UsageTotals;
+  /** The cheap screen's losses, when it ran. */
+  screen?: { size: string; steps: number; valLoss: number; baselineValLoss: number };
+}
+
+export type RunStatus = 'running' | 'paused' | 'stopping' | 'completed' | 'stopped';
+
+export interface RunSummary {
+  workflowId: string;
+  framework: Framework;
+  profile: string;
+  status: RunStatus;
+  iterations: IterationRecord[];
+  best: { iteration: number; fitness: number; programHash: string } | null;
+  /** LLM tokens and cost of the whole run. */
+  usage: UsageTotals;
+  /** Why the run is paused or stopped early (budget spent, the LLM refusing our credentials…). */
+  reason?: string;
+}
+
+export interface EvolutionInput {
+  settings: RunSettings;
+  /** Set when the workflow continues as new: the state so far. */
+  carried?: { summary: RunSummary; data: PreparedData };
+}
+
+export interface IterationInput {
+  runId: string;
+  settings: RunSettings;
+  iteration: number;
+  data: PreparedData;
+  /** The parent program (null for iteration 0, the baseline). */
+  parentHash: string | null;
+  bestFitness: number | null;
+  /** Earlier iterations' programs, so proposals don't repeat them. */
+  history: { programHash: string | null; fitness: number | null; status: IterationStatus }[];
+  /** Proposals made before this iteration (the files provider replays in order). */
+  proposalIndex: number;
+  /** The run's baseline program (iteration 0), the screen's reference. */
+  baselineHash: string | null;
+}
+
+export interface Candidate {
+  /** Null when the provider's reply was refused (see `refused`). */
+  programHash: string | null;
+  description: string;
+  provider: string;
+  /** Why the reply could not become a program; fed back into the next attempt's prompt. */
+  refused?: string;
+  usage: UsageTotals;
+}

@@ -1,0 +1,264 @@
+// Trains one model size on one program: seeded init and data order, AdamW with warmup and a
+// schedule, periodic validation, atomic checkpoints and exact resume. Runs inside the sandboxed
+// training child (sandbox/train-child.ts); nothing here trusts the block beyond calling it.
+import * as fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, type BackendInfo } from './backend';
+import { compileAttention, hashText } from '../core/program';
+import { seedFor } from './attention-runtime';
+import { TransformerLM, type ModelConfig, type ParamCounts } from './model';
+import { AdamW } from './optimizer';
+import { tensorApi } from './fast-matmul';
+import { writeFileAtomic } from '../core/atomic-file';
+import { loadTokens } from './data/token-file';
+import { EvoError, ProgramRejected } from '../core/errors';
+import type { TrainingConfig } from '../contract';
+export type { TrainingConfig };
+
+export interface TrainJob {
+  block: string;
+  model: ModelConfig;
+  training: TrainingConfig;
+  seed: number;
+  trainPath: string;
+  valPath: string;
+  /** File the checkpoint is written to (atomically) and resumed from. */
+  checkpointPath: string;
+}
+
+export interface CurvePoint {
+  step: number;
+  trainLoss: number;
+  valLoss?: number;
+}
+
+export interface TrainProgress {
+  event: 'start' | 'step' | 'eval' | 'checkpoint';
+  step: number;
+  steps: number;
+  trainLoss?: number;
+  valLoss?: number;
+  lr: number;
+  /** Step the run started from (0, or the checkpoint it resumed). */
+  resumedFromStep: number;
+  /** Live tensors at an evaluation: flat across steps, or something leaks. */
+  tensors?: number;
+}
+
+export interface TrainResult {
+  valLoss: number;
+  finalTrainLoss: number;
+  steps: number;
+  params: ParamCounts;
+  backend: string;
+  curve: CurvePoint[];
+  resumedFromStep: number;
+  wallSeconds: number;
+}
+
+export function learningRateAt(step: number, cfg: TrainingConfig): number {
+  const { learningRate: lr, warmupSteps, steps, schedule, minLrRatio } = cfg;
+  if (step < warmupSteps) return (lr * (step + 1)) / warmupSteps;
+  if (schedule === 'constant') return lr;
+  const progress = Math.min(1, (step - warmupSteps) / Math.max(1, steps - warmupSteps));
+  const floor = lr * minLrRatio;
+  const frac = schedule === 'cosine' ? 0.5 * (1 + Math.cos(Math.PI * progress)) : 1 - progress;
+  return floor + (lr - floor) * frac;
+}
+
+/** mulberry32: a tiny PRNG whose whole state is one integer. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The training batch of step `step`: random windows drawn from a PRNG seeded by (seed, step), so
+ * the data position and RNG state after a resume are a function of the step alone.
+ */
+export function trainingBatch(tokens: Int32Array, step: number, seed: number, batch: number, T: number): { ids: Int32Array; targets: Int32Array } {
+  const rand = mulberry32(seedFor(seed, `batch:${step}`));
+  const ids = new Int32Array(batch * T);
+  const targets = new Int32Array(batch * T);
+  const span = tokens.length - T - 1;
+  for (let b = 0; b < batch; b++) {
+    const start = Math.floor(rand() * span);
+    ids.set(tokens.subarray(start, start + T), b * T);
+    targets.set(tokens.subarray(start + 1, start + T + 1), b * T);
+  }
+  return { ids, targets };
+}
+
+// ---- checkpoints: one file, written atomically: magic, header length, JSON header, float32 data.
+const MAGIC = 'EVOCKPT1';
+
+interface CheckpointHeader {
+  jobHash: string;
+  step: number;
+  optimizerStep: number;
+  curve: CurvePoint[];
+  tensors: { key: string; shape: number[]; offset: number; size: number }[];
+}
+
+function jobHash(job: TrainJob): string {
+  return hashText(JSON.stringify([job.block, job.model, job.training, job.seed]));
+}
+
+function stateTensors(model: TransformerLM, opt: AdamW): [string, tf.Variable][] {
+  const out: [string, tf.Variable][] = [];
+  for (const [name, p] of model.variables()) {
+    out.push([`param:${name}`, p], [`m:${name}`, opt.m.get(name)!], [`v:${name}`, opt.v.get(name)!]);
+  }
+  return out;
+}
+
+function saveCheckpoint(path: string, job: TrainJob, step: number, model: TransformerLM, opt: AdamW, curve: CurvePoint[]): void {
+  const tensors = stateTensors(model, opt);
+  let offset = 0;
+  const entries = tensors.map(([key, t]) => {
+    const e = { key, shape: t.shape, offset, size: t.size };
+    offset += t.size;
+    return e;
+  });
+  const data = new Float32Array(offset);
+  for (const [i, [, t]] of tensors.entries()) data.set(t.dataSync() as Float32Array, entries[i].offset);
+  const header: CheckpointHeader = { jobHash: jobHash(job), step, optimizerStep: opt.step, curve, tensors: entries };
+  let json = Buffer.from(JSON.stringify(header));
+  const pad = (4 - ((MAGIC.length + 4 + json.length) % 4)) % 4; // keep the float32 data 4-byte aligned
+  json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(json.length);
+  writeFileAtomic(path, Buffer.concat([Buffer.from(MAGIC), len, json, Buffer.from(data.buffer)]));
+}
+
+function loadCheckpoint(path: string, job: TrainJob, model: TransformerLM, opt: AdamW): CheckpointHeader | undefined {
+  if (!fs.existsSync(path)) return undefined;
+  const buf = fs.readFileSync(path);
+  if (buf.subarray(0, MAGIC.length).toString() !== MAGIC) throw new EvoError(`checkpoint ${path} is not an evoscale checkpoint`, 'BAD_CHECKPOINT');
+  const len = buf.readUInt32LE(MAGIC.length);
+  const header = JSON.parse(buf.subarray(MAGIC.length + 4, MAGIC.length + 4 + len).toString()) as CheckpointHeader;
+  if (header.jobHash !== jobHash(job)) {
+    throw new EvoError(`checkpoint ${path} belongs to a different training job; delete it to start over`, 'BAD_CHECKPOINT');
+  }
+  const base = MAGIC.length + 4 + len;
+  const data = new Float32Array(buf.buffer.slice(buf.byteOffset + base, buf.byteOffset + buf.length));
+  const byKey = new Map(header.tensors.map((e) => [e.key, e]));
+  for (const [key, t] of stateTensors(model, opt)) {
+    const e = byKey.get(key);
+    if (!e || e.shape.join(',') !== t.shape.join(',')) throw new EvoError(`checkpoint ${path} has no matching tensor ${key}`, 'BAD_CHECKPOINT');
+    t.assign(tf.tensor(data.subarray(e.offset, e.offset + e.size), e.shape));
+  }
+  opt.step = header.optimizerStep;
+  return header;
+}
+
+/** Mean validation loss over the first `evalTokens` tokens of the split, in fixed windows. */
+function validationLoss(model: TransformerLM, val: Int32Array, job: TrainJob): number {
+  const T = job.model.seqLen;
+  const B = job.training.batchSize;
+  const windows = Math.max(1, Math.min(Math.floor((val.length - 1) / T), Math.floor(job.training.evalTokens / T)));
+  let total = 0;
+  for (let w0 = 0; w0 < windows; w0 += B) {
+    const n = Math.min(B, windows - w0);
+    const ids = new Int32Array(n * T);
+    const targets = new Int32Array(n * T);
+    for (let b = 0; b < n; b++) {
+      const start = (w0 + b) * T;
+      ids.set(val.subarray(start, start + T), b * T);
+      targets.set(val.subarray(start + 1, start + T + 1), b * T);
+    }
+    const loss = tf.tidy(() => model.loss(tf.tensor2d(ids, [n, T], 'int32'), tf.tensor2d(targets, [n, T], 'int32'), false, 0));
+    total += (loss.dataSync()[0] as number) * n;
+    loss.dispose();
+  }
+  return total / windows;
+}
+
+function checkFinite(value: number, what: string, step: number): void {
+  if (!Number.isFinite(value)) throw new ProgramRejected(`training diverged: ${what} became ${value} at step ${step}`, 'divergence');
+}
+
+export async function trainOneSize(job: TrainJob, onProgress: (p: TrainProgress) => void = () => {}): Promise<TrainResult> {
+  const started = Date.now();
+  const backend: BackendInfo = await initBackend();
+  const train = loadTokens(job.trainPath);
+  const val = loadTokens(job.valPath);
+  const T = job.model.seqLen;
+  const { batchSize: B, steps, evalEvery, checkpointEvery } = job.training;
+  if (train.length < T + 2 || val.length < T + 2) {
+    throw new EvoError(`the corpus is too small for sequence length ${T} (train ${train.length}, validation ${val.length} tokens)`, 'DATA_TOO_SMALL');
+  }
+
+  const attention = compileAttention(job.block);
+  const model = new TransformerLM(job.model, attention, job.seed, backend.gatherGrad, tensorApi(backend.name === 'wasm'));
+  const params = model.variables();
+  const opt = new AdamW(
+    { beta1: job.training.beta1, beta2: job.training.beta2, eps: 1e-8, weightDecay: job.training.weightDecay, gradClip: job.training.gradClip },
+    params,
+  );
+  try {
+    const resumed = loadCheckpoint(job.checkpointPath, job, model, opt);
+    const resumedFromStep = resumed?.step ?? 0;
+    const curve: CurvePoint[] = resumed?.curve ?? [];
+    onProgress({ event: 'start', step: resumedFromStep, steps, lr: learningRateAt(resumedFromStep, job.training), resumedFromStep });
+
+    const varList = params.map(([, v]) => v);
+    const names = params.map(([n]) => n);
+    let lastTrainLoss = NaN;
+    let lastReport = 0;
+    for (let step = resumedFromStep; step < steps; step++) {
+      const lr = learningRateAt(step, job.training);
+      const { ids, targets } = trainingBatch(train, step, job.seed, B, T);
+      const lossValue = tf.tidy(() => {
+        const idsT = tf.tensor2d(ids, [B, T], 'int32');
+        const tgtT = tf.tensor2d(targets, [B, T], 'int32');
+        const { value, grads } = tf.variableGrads(() => model.loss(idsT, tgtT, true, seedFor(job.seed, `dropout:${step}`) & 0xffff), varList);
+        const byName: Record<string, tf.Tensor> = {};
+        for (const [i, name] of names.entries()) {
+          const g = grads[varList[i].name];
+          if (!g) throw new ProgramRejected(`parameter ${name} received no gradient`, 'gradient');
+          byName[name] = g;
+        }
+        opt.apply(byName, lr).dispose();
+        return value.dataSync()[0] as number;
+      });
+      lastTrainLoss = lossValue;
+      checkFinite(lossValue, 'the training loss', step + 1);
+      const done = step + 1;
+      const isEval = done % evalEvery === 0 || done === steps;
+      if (isEval) {
+        const valLoss = validationLoss(model, val, job);
+        checkFinite(valLoss, 'the validation loss', done);
+        curve.push({ step: done, trainLoss: lossValue, valLoss });
+        onProgress({ event: 'eval', step: done, steps, trainLoss: lossValue, valLoss, lr, resumedFromStep, tensors: tf.memory().numTensors });
+      } else if (Date.now() - lastReport > 1000) {
+        lastReport = Date.now();
+        onProgress({ event: 'step', step: done, steps, trainLoss: lossValue, lr, resumedFromStep });
+      }
+      if (checkpointEvery > 0 && done % checkpointEvery === 0 && done < steps) {
+        saveCheckpoint(job.checkpointPath, job, done, model, opt, curve);
+        onProgress({ event: 'checkpoint', step: done, steps, trainLoss: lossValue, lr, resumedFromStep });
+      }
+    }
+    const last = curve[curve.length - 1];
+    return {
+      valLoss: last.valLoss!,
+      finalTrainLoss: lastTrainLoss,
+      steps,
+      params: model.paramCounts(),
+      backend: backend.name,
+      curve,
+      resumedFromStep,
+      wallSeconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    opt.dispose();
+    model.dispose();
+  }
+}

@@ -1,0 +1,84 @@
+// The one mutation-provider interface, with what a proposal is asked and what it answers. Every
+// provider (offline catalogue, file replay, OpenAI-compatible LLM) implements it; propose/index.ts chooses.
+import type { FitSummary, Framework } from '../contract';
+
+export type { FitSummary };
+
+/** A program with its score, as the prompt shows it. */
+export interface ScoredProgram {
+  block: string;
+  fitness: number | null;
+  fit?: FitSummary | null;
+  iteration?: number;
+  description?: string;
+  programHash?: string;
+}
+
+/**
+ * How an earlier proposal ended: refused as a reply (unparseable, edits outside the block…),
+ * refused by validation, trained and rejected or accepted, or an LLM call that failed.
+ */
+export type AttemptOutcome = 'reply-refused' | 'validation-failed' | 'rejected' | 'accepted' | 'llm-error';
+
+/** One earlier attempt, for the failure side-channel of the next prompt. */
+export interface AttemptFeedback {
+  iteration: number;
+  /** 1-based attempt within its iteration. */
+  attempt: number;
+  outcome: AttemptOutcome;
+  description: string;
+  /** The refusal or validation reason, when there was one. */
+  error?: string;
+  fitness?: number | null;
+}
+
+export interface MutationRequest {
+  framework: Framework;
+  parentBlock: string;
+  iteration: number;
+  seed: number;
+  /** Blocks already tried in this run, so proposals don't repeat them. */
+  history: { block: string; fitness: number | null; status: string }[];
+  /** The parent's score. */
+  parent?: { fitness: number | null; fit?: FitSummary | null; iteration?: number; description?: string };
+  best?: ScoredProgram | null;
+  /** Recent attempts, oldest first (the prompt shows the last prompt.history_window). */
+  attempts?: AttemptFeedback[];
+  /** Top programs of the archive, best first. */
+  inspirations?: ScoredProgram[];
+  /** Proposals made so far in this run, counting every attempt (the files provider replays in order). */
+  proposalIndex?: number;
+}
+
+/** One request to an LLM: tokens from the response's `usage`, cost from the config's price table. */
+export interface LlmCall {
+  model: string;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  ok: boolean;
+  /** Why the call failed (secrets scrubbed). */
+  error?: string;
+  durationMs: number;
+}
+
+export interface LlmUsage {
+  calls: LlmCall[];
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+}
+
+export interface MutationProposal {
+  block: string;
+  description: string;
+  provider: string;
+  variantIds: string[];
+  /** LLM calls made for this proposal (absent for providers that call no LLM). */
+  usage?: LlmUsage;
+}
+
+export interface MutationProvider {
+  readonly name: string;
+  propose(req: MutationRequest): Promise<MutationProposal>;
+}

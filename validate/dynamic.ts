@@ -1,0 +1,458 @@
+// Dynamic checks of a candidate block on the tfjs wasm backend (shape, determinism, finiteness, causality,
+// batch independence, gradients, tampering, time). Runs candidate code: call only inside the sandbox.
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import type { AttentionFn, Tensor, Variable } from '../evaluator/attention-context';
+import { attentionContext, causalMask, ParamStore, seedFor } from '../evaluator/attention-runtime';
+import { oneLine, ProgramRejected } from '../core/errors';
+import { compileAttention } from '../core/program';
+import type { CheckResult, DynamicInput, DynamicReport, DynamicSpec } from './report';
+
+const PARAM_SEED = 1234;
+const SCOPE = 'attn';
+/** Outputs that must not move may still differ by float rounding of this size, relative to max |y|. */
+const REL_TOL = 1e-4;
+/** Scale of the replacement tokens in the causality and batch checks (inputs are LayerNorm'd, ~1). */
+const PERTURB_SCALE = 3;
+/** Standard deviation of the weights the causality, batch and gradient checks also run with. */
+const RANDOM_WEIGHT_STD = 0.5;
+const EXTREME_SCALE = 1e3;
+/** Absolute slack on the time budget, so sub-millisecond jitter at tiny shapes cannot fail a block. */
+const TIME_SLACK_MS = 1;
+/** Each program is timed for at least this long (and at least MIN_REPS steps) after warm-up. */
+const TIME_TARGET_MS = 300;
+const MIN_REPS = 3;
+const MAX_REPS = 30;
+/** A candidate whose warm-up step is this many times over its budget is not timed further. */
+const GIVE_UP_FACTOR = 5;
+
+/** A failed check; the message starts with the check's name. */
+class CheckFailed extends ProgramRejected {
+  constructor(check: string, text: string) {
+    super(`${check}: ${text}`, check);
+  }
+}
+
+const dims = (shape: readonly number[]): string => `(${shape.join(', ')})`;
+
+/** One compiled block with its own parameters. */
+class Build {
+  readonly store = new ParamStore(PARAM_SEED);
+  private readonly masks = new Map<number, Tensor>();
+
+  constructor(
+    readonly fn: AttentionFn,
+    readonly spec: DynamicSpec,
+    readonly scope: string,
+  ) {}
+
+  /** The block's output for x; call inside tf.tidy. `check` names the check a throw is blamed on. */
+  forward(x: Tensor, check: string): Tensor {
+    const [B, T, D] = x.shape;
+    let mask = this.masks.get(T);
+    if (!mask) {
+      mask = tf.keep(causalMask(T));
+      this.masks.set(T, mask);
+    }
+    const ctx = attentionContext(this.store, this.scope, { dModel: this.spec.dModel, nHeads: this.spec.nHeads, seqLen: T }, mask);
+    let y: unknown;
+    try {
+      y = this.fn(tf, ctx, x);
+    } catch (err) {
+      if (err instanceof ProgramRejected) throw err;
+      throw new CheckFailed(check, `the block threw for input ${dims([B, T, D])}: ${oneLine(err)}`);
+    }
+    if (!(y instanceof tf.Tensor)) {
+      throw new CheckFailed('shape', `the block must return a tensor, got ${y === null ? 'null' : typeof y}`);
+    }
+    if (y.shape.length !== 3 || y.shape[0] !== B || y.shape[1] !== T || y.shape[2] !== D) {
+      throw new CheckFailed('shape', `expected output ${dims([B, T, D])}, got ${dims(y.shape)}`);
+    }
+    if (y.dtype !== 'float32') throw new CheckFailed('shape', `expected a float32 output, got ${y.dtype}`);
+    return y;
+  }
+
+  /** Output values for x. */
+  run(x: Tensor, check: string): Float32Array {
+    return tf.tidy(() => this.forward(x, check)).dataSync() as Float32Array;
+  }
+
+  /**
+   * Forward and backward of sum(y · r): the output, and the gradients of every parameter (by short name)
+   * and of the input x.
+   */
+  grads(x: Tensor, r: Tensor, check: string): { y: Float32Array; params: Map<string, Float32Array>; input: Float32Array } {
+    const vars = [...this.store.vars.entries()];
+    const xVar = tf.variable(x, true, `${this.scope}.validate.input`);
+    // A variable the output does not reach gets no gradient tensor at all: that reads as all zeros.
+    const values = (t: Tensor | undefined, size: number): Float32Array => (t ? (t.dataSync() as Float32Array) : new Float32Array(size));
+    let y: Float32Array = new Float32Array(0);
+    const params = new Map<string, Float32Array>();
+    let input: Float32Array = new Float32Array(0);
+    try {
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => {
+          const out = this.forward(xVar, check);
+          y = out.dataSync() as Float32Array; // the gradient tape disposes `out` once it returns
+          return tf.sum(tf.mul(out, r));
+        }, [...vars.map(([, v]) => v), xVar]);
+        for (const [name, v] of vars) params.set(name.slice(this.scope.length + 1), values(grads[v.name], v.size));
+        input = values(grads[xVar.name], x.size);
+      });
+    } catch (err) {
+      if (err instanceof ProgramRejected) throw err;
+      throw new CheckFailed(check, `the backward pass failed for input ${dims(x.shape)}: ${oneLine(err)}`);
+    } finally {
+      xVar.dispose();
+    }
+    return { y, params, input };
+  }
+
+  /** One timed forward+backward step, in ms. */
+  step(x: Tensor, r: Tensor): number {
+    const t0 = performance.now();
+    const vars = [...this.store.vars.values()];
+    tf.tidy(() => {
+      const { value, grads } = vars.length > 0
+        ? tf.variableGrads(() => tf.sum(tf.mul(this.forward(x, 'time'), r)), vars)
+        : { value: tf.sum(tf.mul(this.forward(x, 'time'), r)), grads: {} as Record<string, Tensor> };
+      value.dataSync();
+      for (const g of Object.values(grads)) g.dataSync();
+    });
+    return performance.now() - t0;
+  }
+
+  dispose(): void {
+    this.store.dispose();
+    for (const m of this.masks.values()) m.dispose();
+    this.masks.clear();
+  }
+}
+
+function compile(block: string, spec: DynamicSpec, scope: string): Build {
+  let fn: AttentionFn;
+  try {
+    fn = compileAttention(block);
+  } catch (err) {
+    if (err instanceof ProgramRejected) throw err;
+    throw new CheckFailed('compile', `the block's top-level code threw: ${oneLine(err)}`);
+  }
+  return new Build(fn, spec, scope);
+}
+
+function randn(shape: number[], seed: number, scale = 1): Tensor {
+  return tf.tidy(() => tf.mul(tf.randomNormal(shape, 0, 1, 'float32', seed), scale));
+}
+
+function maxAbs(a: Float32Array): number {
+  let m = 0;
+  for (const v of a) if (Math.abs(v) > m) m = Math.abs(v);
+  return m;
+}
+
+function countNonFinite(a: Float32Array): number {
+  let n = 0;
+  for (const v of a) if (!Number.isFinite(v)) n++;
+  return n;
+}
+
+/** |a − b| treating NaN as equal to NaN and as infinitely far from any number. */
+function diff(a: number, b: number): number {
+  if (Number.isNaN(a) || Number.isNaN(b)) return Number.isNaN(a) && Number.isNaN(b) ? 0 : Infinity;
+  return a === b ? 0 : Math.abs(a - b);
+}
+
+const fmt = (v: number): string => (Number.isFinite(v) ? Number(v.toPrecision(2)).toString() : String(v));
+
+/** Runs `fn` with every parameter replaced by N(0, std²) values, then restores the initial weights. */
+function withRandomWeights<R>(build: Build, fn: () => R): R {
+  const saved = new Map<Variable, Tensor>();
+  for (const [name, v] of build.store.vars) {
+    saved.set(v, tf.clone(v));
+    v.assign(tf.tidy(() => tf.randomNormal(v.shape, 0, RANDOM_WEIGHT_STD, 'float32', seedFor(PARAM_SEED + 1, name))));
+  }
+  try {
+    return fn();
+  } finally {
+    for (const [v, t] of saved) {
+      v.assign(t);
+      t.dispose();
+    }
+  }
+}
+
+/** Positions p at which the future (tokens after p) is perturbed. */
+/** Every position that has a future: a block may leak at only some of them. */
+function causalPositions(T: number): number[] {
+  return Array.from({ length: Math.max(0, T - 1) }, (_, p) => p);
+}
+
+function checkCausality(build: Build, x: Tensor, weights: string): void {
+  const [B, T, D] = x.shape;
+  const y0 = build.run(x, 'causality');
+  const tol = REL_TOL * Math.max(1, maxAbs(y0));
+  for (const p of causalPositions(T)) {
+    const xp = tf.tidy(() => tf.concat([tf.slice(x, [0, 0, 0], [B, p + 1, D]), randn([B, T - p - 1, D], 100 + p, PERTURB_SCALE)], 1));
+    const yp = build.run(xp, 'causality');
+    xp.dispose();
+    let worst = 0;
+    let worstAt = 0;
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t <= p; t++) {
+        for (let d = 0; d < D; d++) {
+          const i = (b * T + t) * D + d;
+          const change = diff(y0[i], yp[i]);
+          if (change > worst) {
+            worst = change;
+            worstAt = t;
+          }
+        }
+      }
+    }
+    if (worst > tol) {
+      throw new CheckFailed(
+        'causality',
+        `output at position ${worstAt} changed by ${fmt(worst)} when tokens after position ${p} were perturbed${weights} (the block reads the future)`,
+      );
+    }
+  }
+}
+
+function checkBatch(build: Build, x: Tensor, weights: string): void {
+  const [B, T, D] = x.shape;
+  const y0 = build.run(x, 'batch');
+  const tol = REL_TOL * Math.max(1, maxAbs(y0));
+  // Perturb each row in turn: a block may read only some rows (the first, or those before it).
+  for (let k = 0; k < B; k++) {
+    const rows = [];
+    if (k > 0) rows.push(tf.slice(x, [0, 0, 0], [k, T, D]));
+    rows.push(randn([1, T, D], 200 + k, PERTURB_SCALE));
+    if (k < B - 1) rows.push(tf.slice(x, [k + 1, 0, 0], [B - k - 1, T, D]));
+    const xp = tf.concat(rows, 0);
+    tf.dispose(rows);
+    const yp = build.run(xp, 'batch');
+    xp.dispose();
+    for (let b = 0; b < B; b++) {
+      if (b === k) continue;
+      let worst = 0;
+      for (let i = b * T * D; i < (b + 1) * T * D; i++) worst = Math.max(worst, diff(y0[i], yp[i]));
+      if (worst > tol) {
+        throw new CheckFailed('batch', `output of batch row ${b} changed by ${fmt(worst)} when only batch row ${k} was perturbed${weights} (the block mixes batch rows)`);
+      }
+    }
+  }
+}
+
+/** Parameters whose gradient is all zero; throws on a non-finite output or gradient. */
+function checkFinite(build: Build, x: Tensor, r: Tensor, what: string): Set<string> {
+  const g = build.grads(x, r, 'finite');
+  const bad = countNonFinite(g.y);
+  if (bad > 0) throw new CheckFailed('finite', `output has ${bad} non-finite values (NaN or Inf) for ${what}`);
+  const zero = new Set<string>();
+  for (const [name, grad] of g.params) {
+    const n = countNonFinite(grad);
+    if (n > 0) throw new CheckFailed('finite', `the gradient of parameter "${name}" has ${n} non-finite values for ${what}`);
+    if (maxAbs(grad) === 0) zero.add(name);
+  }
+  const n = countNonFinite(g.input);
+  if (n > 0) throw new CheckFailed('finite', `the gradient with respect to the input has ${n} non-finite values for ${what}`);
+  if (maxAbs(g.input) === 0) zero.add('');
+  return zero;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Median ms per forward+backward of the candidate and the baseline, after one warm-up step each. Steps
+ * alternate so that load from other processes weighs on both alike. A candidate whose warm-up is slower
+ * than `giveUpMs` is not timed further: its warm-up time is the measurement.
+ */
+function timeAgainstBaseline(cand: Build, base: Build, x: Tensor, r: Tensor, giveUpMs: (baseMs: number) => number): { ms: number; baseMs: number } {
+  const baseWarm = base.step(x, r);
+  const candWarm = cand.step(x, r);
+  if (candWarm > giveUpMs(baseWarm)) return { ms: candWarm, baseMs: baseWarm };
+  const ms: number[] = [];
+  const baseMs: number[] = [];
+  let total = 0;
+  while (ms.length < MAX_REPS && (ms.length < MIN_REPS || total < TIME_TARGET_MS)) {
+    const b = base.step(x, r);
+    const c = cand.step(x, r);
+    baseMs.push(b);
+    ms.push(c);
+    total += Math.min(b, c);
+  }
+  return { ms: median(ms), baseMs: median(baseMs) };
+}
+
+/** Identity snapshot of what a block could patch to change the fixed model code around it. */
+function builtinsSnapshot(): Map<string, unknown> {
+  const snap = new Map<string, unknown>();
+  const add = (label: string, obj: object): void => {
+    for (const key of Object.getOwnPropertyNames(obj)) {
+      const d = Object.getOwnPropertyDescriptor(obj, key);
+      snap.set(`${label}.${key}`, d && ('value' in d ? d.value : d.get));
+    }
+  };
+  add('tf', tf);
+  add('tf.Tensor.prototype', tf.Tensor.prototype);
+  add('tf.Variable.prototype', tf.Variable.prototype);
+  add('Math', Math);
+  add('Object', Object);
+  add('Array.prototype', Array.prototype);
+  add('Function.prototype', Function.prototype);
+  add('JSON', JSON);
+  add('Number', Number);
+  add('Number.prototype', Number.prototype);
+  add('String.prototype', String.prototype);
+  add('Object.prototype', Object.prototype);
+  add('Reflect', Reflect);
+  add('Promise.prototype', Promise.prototype);
+  add('Map.prototype', Map.prototype);
+  add('Set.prototype', Set.prototype);
+  add('Float32Array.prototype', Float32Array.prototype);
+  add('Int32Array.prototype', Int32Array.prototype);
+  add('Object.getPrototypeOf(Float32Array.prototype)', Object.getPrototypeOf(Float32Array.prototype));
+  add('Buffer', Buffer);
+  add('globalThis', globalThis);
+  return snap;
+}
+
+function checkTamper(before: Map<string, unknown>): void {
+  const after = builtinsSnapshot();
+  const changed = [...before].filter(([key, value]) => !Object.is(after.get(key), value)).map(([key]) => key);
+  if (changed.length > 0) {
+    const more = changed.length > 1 ? ` (and ${changed.length - 1} more)` : '';
+    throw new CheckFailed('tamper', `the block changed ${changed[0]}${more}; it must not modify tfjs or built-ins`);
+  }
+}
+
+/** Compiles the trusted baseline; a failure here is the infrastructure's, not the candidate's. */
+function compileBaseline(block: string, spec: DynamicSpec, x: Tensor): Build {
+  let base: Build | undefined;
+  try {
+    base = compile(block, spec, 'baseline');
+    base.run(x, 'time');
+    return base;
+  } catch (err) {
+    base?.dispose();
+    throw new Error(`the framework's baseline block failed on the validation spec: ${oneLine(err)}`);
+  }
+}
+
+function validSpec(spec: DynamicSpec): void {
+  const ints = [spec.dModel, spec.nHeads, spec.seqLen, spec.batch];
+  if (!ints.every((n) => Number.isInteger(n) && n > 0) || spec.dModel % spec.nHeads !== 0 || spec.batch < 2 || spec.seqLen < 4) {
+    throw new Error(`bad validation spec ${JSON.stringify(spec)}: dModel divisible by nHeads, batch ≥ 2, seqLen ≥ 4`);
+  }
+  if (!(spec.timeMultiple > 0)) throw new Error(`bad validation spec: timeMultiple must be positive, got ${spec.timeMultiple}`);
+}
+
+/**
+ * Runs every check in DYNAMIC_CHECKS order and stops at the first failure. A failing candidate gives a
+ * report with `reason`; only an infrastructure problem (the backend, the baseline) throws.
+ */
+export async function runDynamicChecks(input: DynamicInput): Promise<DynamicReport> {
+  const { spec } = input;
+  validSpec(spec);
+  if (!(await tf.setBackend('wasm'))) throw new Error('the tfjs wasm backend could not be initialised');
+  await tf.ready();
+
+  const checks: CheckResult[] = [];
+  const report: DynamicReport = { checks };
+  const pass = (name: string, detail: string): void => {
+    checks.push({ name, ok: true, detail });
+  };
+  const { batch: B, seqLen: T, dModel: D } = spec;
+  const B2 = B + 1;
+  const T2 = Math.max(2, Math.ceil(T / 2) + 1);
+  const x = randn([B, T, D], 1);
+  const r = randn([B, T, D], 2);
+  const before = builtinsSnapshot();
+  let cand: Build | undefined;
+  try {
+    cand = compile(input.block, spec, SCOPE);
+    pass('compile', 'the block defines attention(tf, ctx, x)');
+
+    const x2 = randn([B2, T2, D], 3);
+    const y1 = cand.run(x, 'shape');
+    cand.run(x2, 'shape');
+    x2.dispose();
+    pass('shape', `output ${dims([B, T, D])} for input ${dims([B, T, D])} and ${dims([B2, T2, D])} for ${dims([B2, T2, D])}`);
+
+    const again = cand.run(x, 'determinism');
+    const sameCall = y1.reduce((m, v, i) => Math.max(m, diff(v, again[i])), 0);
+    if (sameCall > 0) {
+      throw new CheckFailed('determinism', `two identical calls of the same build differ by ${fmt(sameCall)} (the block keeps hidden state or uses randomness)`);
+    }
+    cand.dispose();
+    cand = compile(input.block, spec, SCOPE);
+    const fresh = cand.run(x, 'determinism');
+    const rebuilt = y1.reduce((m, v, i) => Math.max(m, diff(v, fresh[i])), 0);
+    if (rebuilt > 0) {
+      throw new CheckFailed('determinism', `two fresh builds with the same seed differ by ${fmt(rebuilt)} (the block uses randomness or state outside ctx.param)`);
+    }
+    report.blockParams = cand.store.count();
+    pass('determinism', 'identical outputs from two calls and from two fresh builds with the same seed');
+
+    const zeroAtInit = checkFinite(cand, x, r, 'random inputs');
+    const xBig = tf.mul(x, EXTREME_SCALE);
+    checkFinite(cand, xBig, r, `random inputs ×${EXTREME_SCALE}`);
+    xBig.dispose();
+    pass('finite', `finite outputs and gradients for random inputs and inputs ×${EXTREME_SCALE}`);
+
+    const build = cand;
+    checkCausality(build, x, '');
+    withRandomWeights(build, () => checkCausality(build, x, ' with randomised weights'));
+    pass('causality', `outputs at positions ≤ p unchanged when tokens after p are perturbed, every p < ${T - 1}, initial and randomised weights`);
+
+    checkBatch(build, x, '');
+    withRandomWeights(build, () => checkBatch(build, x, ' with randomised weights'));
+    pass('batch', 'each batch row independent of the others, initial and randomised weights');
+
+    const zeroRandom = withRandomWeights(build, () => checkFinite(build, x, r, 'random inputs with randomised weights'));
+    const dead = [...zeroAtInit].filter((name) => zeroRandom.has(name));
+    if (dead.includes('')) throw new CheckFailed('gradient', 'the output does not depend on the input x (its gradient is all zero)');
+    if (dead.length > 0) {
+      throw new CheckFailed('gradient', `parameter "${dead[0]}" gets an all-zero gradient (it does not affect the output)${dead.length > 1 ? ` (and ${dead.length - 1} more)` : ''}`);
+    }
+    pass('gradient', `every parameter (${build.store.vars.size}, ${report.blockParams} values) and the input get a non-zero gradient`);
+
+    checkTamper(before);
+    pass('tamper', 'tfjs and built-ins unchanged');
+
+    const base = compileBaseline(input.baselineBlock, spec, x);
+    const allowed = (baseMs: number): number => spec.timeMultiple * baseMs + TIME_SLACK_MS;
+    let timing: { ms: number; baseMs: number };
+    try {
+      timing = timeAgainstBaseline(build, base, x, r, (baseMs) => GIVE_UP_FACTOR * allowed(baseMs));
+    } finally {
+      base.dispose();
+    }
+    // The block ran again while being timed: nothing it patched then may slip into the report.
+    checkTamper(before);
+    const { ms, baseMs } = timing;
+    report.msPerStep = ms;
+    report.baselineMsPerStep = baseMs;
+    const ratio = `${(ms / baseMs).toFixed(1)}×`;
+    const measured = `${ms.toFixed(1)} ms per forward+backward at (B, T, D) = ${dims([B, T, D])}`;
+    if (ms > allowed(baseMs)) {
+      throw new CheckFailed('time', `${measured} is ${ratio} the baseline's ${baseMs.toFixed(1)} ms (limit ${spec.timeMultiple}×)`);
+    }
+    pass('time', `${measured}, ${ratio} the baseline's ${baseMs.toFixed(1)} ms (limit ${spec.timeMultiple}×)`);
+  } catch (err) {
+    if (!(err instanceof ProgramRejected)) throw err;
+    // Rejections from program.ts and ctx.param carry their check but not yet its name as a prefix.
+    const message = err.message.toLowerCase().startsWith(err.check.toLowerCase()) ? err.message : `${err.check}: ${err.message}`;
+    checks.push({ name: err.check, ok: false, detail: message });
+    report.reason = message;
+  } finally {
+    cand?.dispose();
+    x.dispose();
+    r.dispose();
+  }
+  return report;
+}

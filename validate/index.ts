@@ -1,0 +1,125 @@
+// Validation of a candidate block: syntax and static checks in this process, then the dynamic checks
+// (validate/dynamic.ts) in a sandboxed child. A bad candidate gives a report, never an exception.
+import * as path from 'node:path';
+import { EvoError, ProgramRejected } from '../core/errors';
+import { baselineProgram, transpileBlock, type Program } from '../core/program';
+import { runInSandbox, SandboxFailure } from '../sandbox/spawn';
+import { DYNAMIC_CHECKS, type CheckResult, type DynamicInput, type DynamicReport } from './report';
+import { assertStaticallySafe } from './static';
+
+export { staticFindings, describeFinding, assertStaticallySafe, type StaticFinding } from './static';
+
+export interface ValidationSpec {
+  dModel: number;
+  nHeads: number;
+  seqLen: number;
+  batch: number;
+  /** Refuse a block whose forward+backward is slower than this multiple of the baseline's. */
+  timeMultiple: number;
+  wallTimeoutMs: number;
+  /** Memory limit of the validation child (default 2048 MB). */
+  memoryMb?: number;
+}
+
+export interface ValidationReport {
+  ok: boolean;
+  checks: CheckResult[];
+  /** The first failing check's one-line message, fed to the next mutation. */
+  reason?: string;
+  blockParams?: number;
+  msPerStep?: number;
+  baselineMsPerStep?: number;
+}
+
+const DEFAULT_MEMORY_MB = 2048;
+const MAX_DETAIL_CHARS = 1000;
+const CHILD_SCRIPT = path.join(__dirname, '..', 'sandbox', 'validate-child.js');
+
+function refused(checks: CheckResult[], name: string, message: string): ValidationReport {
+  return { ok: false, checks: [...checks, { name, ok: false, detail: message }], reason: message };
+}
+
+function checkSpec(spec: ValidationSpec): void {
+  const ints = [spec.dModel, spec.nHeads, spec.seqLen, spec.batch];
+  if (!ints.every((n) => Number.isInteger(n) && n > 0)) throw new EvoError(`validation spec: dModel, nHeads, seqLen and batch must be positive integers, got ${JSON.stringify(spec)}`, 'BAD_VALIDATION_SPEC');
+  if (spec.dModel % spec.nHeads !== 0) throw new EvoError(`validation spec: dModel ${spec.dModel} is not divisible by nHeads ${spec.nHeads}`, 'BAD_VALIDATION_SPEC');
+  if (spec.batch < 2) throw new EvoError('validation spec: batch must be at least 2 (the batch-independence check perturbs row 1)', 'BAD_VALIDATION_SPEC');
+  if (spec.seqLen < 4) throw new EvoError('validation spec: seqLen must be at least 4', 'BAD_VALIDATION_SPEC');
+  if (!(spec.timeMultiple > 0) || !(spec.wallTimeoutMs > 0)) throw new EvoError('validation spec: timeMultiple and wallTimeoutMs must be positive', 'BAD_VALIDATION_SPEC');
+}
+
+/**
+ * The child's report is data from a process that ran untrusted code: keep only well-formed fields, and
+ * call the block valid only when every dynamic check is present and passed.
+ */
+function trustedReport(raw: unknown, checks: CheckResult[]): ValidationReport {
+  const r = (typeof raw === 'object' && raw !== null ? raw : {}) as Partial<DynamicReport>;
+  const text = (v: unknown): string => String(v).split('\n')[0].slice(0, MAX_DETAIL_CHARS);
+  const dynamic = Array.isArray(r.checks)
+    ? r.checks
+        .filter((c): c is CheckResult => typeof c === 'object' && c !== null && typeof c.name === 'string')
+        .map((c) => ({ name: text(c.name), ok: c.ok === true, detail: text(c.detail) }))
+    : [];
+  const all = [...checks, ...dynamic];
+  const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const report: ValidationReport = {
+    ok: false,
+    checks: all,
+    blockParams: num(r.blockParams),
+    msPerStep: num(r.msPerStep),
+    baselineMsPerStep: num(r.baselineMsPerStep),
+  };
+  const failed = all.find((c) => !c.ok);
+  const missing = DYNAMIC_CHECKS.find((name) => !dynamic.some((c) => c.name === name && c.ok));
+  if (failed) report.reason = typeof r.reason === 'string' ? text(r.reason) : failed.detail;
+  else if (missing) report.reason = `validation: the sandboxed checks ended without a result for "${missing}"`;
+  else report.ok = true;
+  return report;
+}
+
+/**
+ * Validates a program's block: syntax and static checks here, then the dynamic checks in the sandbox with
+ * the framework's baseline timed alongside. Returns ok: false with a reason for a bad candidate; throws only
+ * for infrastructure problems (bad spec, a sandbox that cannot start, a broken baseline).
+ */
+export async function validateProgram(program: Program, spec: ValidationSpec, scratchDir: string): Promise<ValidationReport> {
+  checkSpec(spec);
+  const checks: CheckResult[] = [];
+  try {
+    transpileBlock(program.block);
+    checks.push({ name: 'syntax', ok: true, detail: 'the block parses and transpiles' });
+    assertStaticallySafe(program.block);
+    checks.push({ name: 'static', ok: true, detail: 'no forbidden constructs' });
+  } catch (err) {
+    if (err instanceof ProgramRejected) return refused(checks, err.check, err.message);
+    throw err;
+  }
+
+  const input: DynamicInput = {
+    block: program.block,
+    baselineBlock: baselineProgram(program.framework).block,
+    spec: { dModel: spec.dModel, nHeads: spec.nHeads, seqLen: spec.seqLen, batch: spec.batch, timeMultiple: spec.timeMultiple },
+  };
+  let raw: unknown;
+  try {
+    raw = await runInSandbox<DynamicReport>({
+      script: CHILD_SCRIPT,
+      input,
+      scratchDir,
+      wallTimeoutMs: spec.wallTimeoutMs,
+      memoryMb: spec.memoryMb ?? DEFAULT_MEMORY_MB,
+    });
+  } catch (err) {
+    if (err instanceof ProgramRejected) return refused(checks, err.check, err.message);
+    if (err instanceof SandboxFailure) {
+      if (err.kind === 'timeout') return refused(checks, 'timeout', `timeout: validation ${err.message.replace(/^candidate process /, '')} (the block is too slow or never returns)`);
+      if (err.kind === 'memory' || err.kind === 'killed') return refused(checks, 'memory', `memory: ${err.message}`);
+      if (err.kind === 'crashed') return refused(checks, 'crash', `crash: ${err.message}`);
+      // Whatever escapes the checks' own handling inside the sandbox was caused by the candidate
+      // (an unprintable throw, wasm memory running out): a refusal, never a failed step.
+      if (err.kind === 'task-error') return refused(checks, 'crash', `crash: the validation child failed while running the block: ${err.message}`);
+    }
+    throw err;
+  }
+  return trustedReport(raw, checks);
+}
