@@ -1,7 +1,7 @@
 // `evo up|down|start|status`: the local stack and evolution runs on Temporal.
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { connectClient, temporalUiUrl } from '../ops/temporal/connection';
-import { EvoFramework, EvoStatus, EvoIteration } from '../ops/temporal/search-attributes';
+import { EvoFramework, EvoStatus, EvoIteration } from '../contract/search-attributes';
 import { FRAMEWORKS } from '../core/program';
 import { CONTROL_QUEUE, type RunSettings, type RunSummary } from '../contract';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';

@@ -133,7 +133,7 @@ function resolveRunConfig(cfg: RunConfigFile, configPath: string, overrides: Con
     seed: evaluator.seed,
     evaluator,
     validation: { timeMultiple: cfg.validation.time_multiple, wallTimeoutS: cfg.validation.wall_timeout_s },
-    screen: { enabled: cfg.validation.screen.enabled, steps: cfg.validation.screen.steps, margin: cfg.validation.screen.margin },
+    screen: { enabled: cfg.validation.screen.enabled, steps: cfg.validation.screen.steps ?? base.screen.steps, margin: cfg.validation.screen.margin },
     llm: llmSettingsFrom(cfg.llm),
     prompt: promptSettingsFrom(cfg.prompt),
     evolution: {

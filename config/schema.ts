@@ -140,7 +140,8 @@ const EvaluatorSchema = z
 const ScreenSchema = z
   .object({
     enabled: z.boolean().default(false),
-    steps: z.number().int().positive().default(1000),
+    /** Absent: a tenth of the profile's training steps (config/run-settings.ts). */
+    steps: z.number().int().positive().optional(),
     margin: z.number().nonnegative().default(0.05),
   })
   .strict();

@@ -9,7 +9,7 @@ import { readJsonIfExists, writeJsonAtomic } from '../core/atomic-file';
 import { runInSandbox } from '../sandbox/spawn';
 import { nativeBackendInstalled } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
-import { fitScalingLaw, seedFitness, type ScalingFit } from '../score/scaling';
+import { fitPoints, type ScalingFit } from '../score/scaling';
 import type { EvaluatorSettings, SizeSpec } from './profiles';
 import type { TrainJob, TrainProgress, TrainResult, TrainingConfig } from './train';
 
@@ -109,13 +109,6 @@ export async function trainSize(program: Program, size: SizeSpec, settings: Eval
   return sizeResult(size, result, false);
 }
 
-export function fitPoints(points: SizeResult[], settings: EvaluatorSettings): { fit: ScalingFit; fitness: number } {
-  const fit = fitScalingLaw(
-    points.map((p) => ({ params: settings.fitAxis === 'total' ? p.totalParams : p.nonEmbeddingParams, loss: p.valLoss })),
-  );
-  return { fit, fitness: seedFitness(fit) };
-}
-
 /** Run `tasks` with at most `limit` in flight; results keep their order. */
 async function pool<T>(limit: number, tasks: (() => Promise<T>)[]): Promise<T[]> {
   const out: T[] = new Array(tasks.length);
@@ -151,6 +144,6 @@ export async function evaluateProgram(program: Program, settings: EvaluatorSetti
     dataHash: data.hash,
     fitAxis: settings.fitAxis,
     points,
-    ...fitPoints(points, settings),
+    ...fitPoints(points, settings.fitAxis),
   };
 }

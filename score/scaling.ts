@@ -1,18 +1,14 @@
 // Scaling-law fit over (parameters, final validation loss): the seed's loss = a + b·ln N by
 // ordinary least squares, with R² and the slope's standard error. Fitness = −b, as in the seed.
 import { EvoError } from '../core/errors';
+import type { FitAxis, FitSummary } from '../contract';
 
 export interface ScalingPoint {
   params: number;
   loss: number;
 }
 
-export interface ScalingFit {
-  intercept: number;
-  slope: number;
-  r2: number;
-  /** Standard error of the slope; null with fewer than three points (no residual degrees of freedom). */
-  slopeStdErr: number | null;
+export interface ScalingFit extends FitSummary {
   n: number;
 }
 
@@ -47,4 +43,17 @@ export function fitScalingLaw(points: ScalingPoint[]): ScalingFit {
 /** The seed's fitness: −slope (loss falling faster with size scores higher). */
 export function seedFitness(fit: ScalingFit): number {
   return -fit.slope;
+}
+
+/** A trained size's parameter counts and final loss, as the evaluator and the pipeline record them. */
+export interface SizeLoss {
+  nonEmbeddingParams: number;
+  totalParams: number;
+  valLoss: number;
+}
+
+/** The fit over trained sizes on the chosen parameter axis, with the seed's fitness. */
+export function fitPoints(points: SizeLoss[], axis: FitAxis): { fit: ScalingFit; fitness: number } {
+  const fit = fitScalingLaw(points.map((p) => ({ params: axis === 'total' ? p.totalParams : p.nonEmbeddingParams, loss: p.valLoss })));
+  return { fit, fitness: seedFitness(fit) };
 }

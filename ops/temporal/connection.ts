@@ -7,7 +7,7 @@ import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/se
 import { NativeConnection } from '@temporalio/worker';
 import { EvoError, oneLine } from '../../core/errors';
 import { addressListening, defaultPorts, readDevServerInfo } from './devserver';
-import { SEARCH_ATTRIBUTES } from './search-attributes';
+import { SEARCH_ATTRIBUTES } from '../../contract/search-attributes';
 
 export interface TemporalTarget {
   address: string;

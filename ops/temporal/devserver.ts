@@ -10,9 +10,9 @@ import { EvoError, oneLine } from '../../core/errors';
 import { stateDir as defaultStateDir } from '../../core/paths';
 import { findTemporalBinary } from './binary';
 import { isProcessAlive, withFileLock } from './lock';
-import { searchAttributeCliFlags } from './search-attributes';
+import { searchAttributeCliFlags } from '../../contract/search-attributes';
 
-export { SEARCH_ATTRIBUTES } from './search-attributes';
+export { SEARCH_ATTRIBUTES } from '../../contract/search-attributes';
 
 export const DEFAULT_PORT = 7233;
 const LOG_ROTATE_BYTES = 16 * 1024 * 1024;

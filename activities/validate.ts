@@ -1,0 +1,32 @@
+// Validating a candidate on the control queue: static checks, then the sandboxed dynamic checks.
+import * as path from 'node:path';
+import { loadProgram, runDir } from '../archive';
+import { validateProgram } from '../validate';
+import { validationSpec } from '../config/run-settings';
+import type { Framework, RunSettings } from '../contract';
+import { userErrorsAreFinal } from './errors';
+
+export interface ValidateInput {
+  runId: string;
+  framework: Framework;
+  programHash: string;
+  settings: RunSettings;
+}
+
+export interface ValidationOutcome {
+  ok: boolean;
+  reason?: string;
+  blockParams?: number;
+}
+
+export async function validateCandidate(input: ValidateInput): Promise<ValidationOutcome> {
+  return userErrorsAreFinal(async () => {
+    const program = loadProgram(input.runId, input.framework, input.programHash);
+    const report = await validateProgram(
+      program,
+      validationSpec(input.settings.evaluator, input.settings.validation),
+      path.join(runDir(input.runId), 'scratch', `validate-${program.hash}`),
+    );
+    return { ok: report.ok, reason: report.reason, blockParams: report.blockParams };
+  });
+}

@@ -1,0 +1,124 @@
+// The evolution workflow: one framework's run. Data once, the baseline as iteration 0, then one
+// `iteration` child per step, keeping the best (population 1, as in the seed); a `status` query,
+// pause/resume/stop signals, search attributes and continue-as-new.
+// Deterministic code only: randomness, time and I/O live in activities.
+import { ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, executeChild, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { EvolutionInput, IterationRecord, RunSummary } from '../contract';
+import { addTotals, budgetExceeded, budgetMessage, emptyTotals } from '../propose/llm/ledger';
+import { EvoBestFitness, EvoFramework, EvoIteration, EvoStatus } from '../contract/search-attributes';
+import { controlActivities } from './activities';
+import { iteration } from './iteration';
+
+export const statusQuery = defineQuery<RunSummary>('status');
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+export const stopSignal = defineSignal('stop');
+
+/** The message of an iteration that failed on the LLM API (refused us, or stayed down through every retry), if it did. */
+function llmFailure(err: unknown): string | undefined {
+  for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure && typeof e.type === 'string' && /^LLM_/.test(e.type)) return e.message;
+  }
+  return undefined;
+}
+
+function pad(n: number): string {
+  return String(n).padStart(3, '0');
+}
+
+export async function evolution(input: EvolutionInput): Promise<RunSummary> {
+  const { settings } = input;
+  const runId = workflowInfo().workflowId;
+  const summary: RunSummary = input.carried?.summary ?? {
+    workflowId: runId,
+    framework: settings.framework,
+    profile: settings.evaluator.profile,
+    status: 'running',
+    iterations: [],
+    best: null,
+    usage: emptyTotals(),
+  };
+  let paused = summary.status === 'paused';
+  let stopRequested = false;
+  setHandler(statusQuery, () => summary);
+  setHandler(pauseSignal, () => {
+    paused = true;
+  });
+  setHandler(resumeSignal, () => {
+    paused = false;
+  });
+  setHandler(stopSignal, () => {
+    stopRequested = true;
+  });
+  const publish = () =>
+    upsertSearchAttributes([
+      { key: EvoFramework, value: settings.framework },
+      { key: EvoIteration, value: summary.iterations.length === 0 ? 0 : summary.iterations[summary.iterations.length - 1].iteration },
+      { key: EvoStatus, value: summary.status },
+      ...(summary.best ? [{ key: EvoBestFitness, value: summary.best.fitness }] : []),
+    ]);
+  publish();
+
+  const data = input.carried?.data ?? (await controlActivities('prepare data').prepareData(settings.evaluator.data));
+  const proposalsSoFar = () => summary.iterations.reduce((n, it) => n + it.proposals, 0);
+
+  const budget = settings.llm?.budgetUsd ?? null;
+  for (let i = summary.iterations.length; i <= settings.iterations; ) {
+    if (i > 0 && budgetExceeded(summary.usage, budget)) {
+      summary.reason = `${budgetMessage(summary.usage, budget!)}; no further mutations`;
+      stopRequested = true;
+    }
+    if (paused && !stopRequested) {
+      summary.status = 'paused';
+      publish();
+      await controlActivities('record pause').writeRunSummary(summary);
+      await condition(() => !paused || stopRequested);
+    }
+    if (stopRequested) break;
+    summary.status = 'running';
+    delete summary.reason;
+    publish();
+    let record: IterationRecord;
+    try {
+      record = await executeChild(iteration, {
+        workflowId: `${runId}/iter-${pad(i)}`,
+        args: [
+          {
+            runId,
+            settings,
+            iteration: i,
+            data,
+            parentHash: summary.best?.programHash ?? null,
+            bestFitness: summary.best?.fitness ?? null,
+            history: summary.iterations.map((it) => ({ programHash: it.programHash, fitness: it.fitness, status: it.status })),
+            proposalIndex: proposalsSoFar(),
+            baselineHash: summary.iterations[0]?.programHash ?? null,
+          },
+        ],
+      });
+    } catch (err) {
+      // The LLM refusing our credentials, quota or request needs a person, not a retry storm:
+      // pause with the reason, and rerun this iteration on `resume` once the worker is fixed.
+      const llm = llmFailure(err);
+      if (!llm) throw err;
+      summary.reason = `paused: ${llm} — fix the control worker's LLM settings, then signal resume`;
+      paused = true;
+      continue;
+    }
+    summary.iterations.push(record);
+    summary.usage = addTotals(summary.usage, record.usage);
+    if (record.status === 'accepted' && record.fitness !== null && record.programHash) {
+      summary.best = { iteration: record.iteration, fitness: record.fitness, programHash: record.programHash };
+    }
+    await controlActivities(`record iteration ${i}`).writeRunSummary(summary);
+    publish();
+    i++;
+    if (workflowInfo().continueAsNewSuggested && i <= settings.iterations) {
+      await continueAsNew<typeof evolution>({ settings, carried: { summary, data } });
+    }
+  }
+  summary.status = stopRequested ? 'stopped' : 'completed';
+  await controlActivities('record final status').writeRunSummary(summary);
+  publish();
+  return summary;
+}

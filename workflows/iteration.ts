@@ -1,0 +1,126 @@
+// One iteration of an evolution run (child workflow `<runId>/iter-NNN`): propose with bounded re-tries →
+// validate → train every size in parallel on the training queue → fit → select.
+// Deterministic code only: randomness, time and I/O live in activities.
+import { ApplicationFailure, proxyActivities, ActivityFailure } from '@temporalio/workflow';
+import type * as training from '../activities/train';
+import type { ValidationOutcome } from '../activities/validate';
+import { screenEvaluator } from '../evaluator/profiles';
+import {
+  TRAIN_QUEUE,
+  type AttemptRecord,
+  type EvaluatorSettings,
+  type IterationInput,
+  type IterationRecord,
+  type SizePoint,
+  type SizeSpec,
+} from '../contract';
+import { addTotals, emptyTotals, type UsageTotals } from '../propose/llm/ledger';
+import { controlActivities } from './activities';
+
+function fmtParams(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
+}
+
+/** Rough non-embedding size of the baseline at this shape, for the UI's summary line only. */
+function approxParams(d: number, layers: number): number {
+  return layers * 12 * d * d;
+}
+
+export async function iteration(input: IterationInput): Promise<IterationRecord> {
+  const { settings, runId } = input;
+  const ev = settings.evaluator;
+  const label = `iteration ${input.iteration}`;
+  const failedAttempts: AttemptRecord[] = [];
+  const history = [...input.history];
+  let usage: UsageTotals = emptyTotals();
+  let candidate: ValidationOutcome & { programHash: string | null; description: string } = { ok: false, programHash: null, description: '' };
+  const attempts = input.iteration === 0 ? 1 : settings.mutation.maxAttempts;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const proposal = await controlActivities(`${label}: propose (attempt ${attempt})`).proposeCandidate({
+      runId,
+      settings,
+      iteration: input.iteration,
+      parentHash: input.parentHash,
+      history,
+      proposalIndex: input.proposalIndex + attempt - 1,
+      failedAttempts,
+    });
+    usage = addTotals(usage, proposal.usage);
+    if (proposal.programHash === null) {
+      const reason = proposal.refused ?? 'the reply held no program';
+      candidate = { ok: false, reason, programHash: null, description: proposal.description };
+      failedAttempts.push({ programHash: null, description: proposal.description, error: reason, kind: 'reply-refused' });
+      continue;
+    }
+    const report = await controlActivities(`${label}: validate ${proposal.programHash}`).validateCandidate({
+      runId,
+      framework: settings.framework,
+      programHash: proposal.programHash,
+      settings,
+    });
+    candidate = { ...report, programHash: proposal.programHash, description: proposal.description };
+    if (report.ok) break;
+    failedAttempts.push({ programHash: proposal.programHash, description: proposal.description, error: report.reason ?? 'refused', kind: 'validation-failed' });
+    history.push({ programHash: proposal.programHash, fitness: null, status: 'invalid' });
+  }
+
+  const record: IterationRecord = {
+    iteration: input.iteration,
+    status: 'invalid',
+    programHash: candidate.programHash,
+    parentHash: input.parentHash,
+    description: candidate.description,
+    points: [],
+    fit: null,
+    fitness: null,
+    failedAttempts,
+    proposals: input.iteration === 0 ? 0 : failedAttempts.length + (candidate.ok ? 1 : 0),
+    usage,
+  };
+  if (!candidate.ok || candidate.programHash === null) {
+    if (input.iteration === 0) throw ApplicationFailure.nonRetryable(`the ${settings.framework} baseline failed validation: ${candidate.reason}`, 'BaselineInvalid');
+    record.error = `every proposal was refused; last: ${candidate.reason}`;
+    await controlActivities(`${label}: record invalid`).recordIteration({ runId, record });
+    return record;
+  }
+
+  const programHash = candidate.programHash;
+  const train = (hash: string, size: SizeSpec, evaluator: EvaluatorSettings, what: string) =>
+    proxyActivities<typeof training>({
+      taskQueue: TRAIN_QUEUE,
+      startToCloseTimeout: `${settings.trainTimeoutH} hours`,
+      heartbeatTimeout: `${settings.heartbeatTimeoutS} seconds`,
+      retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 20, nonRetryableErrorTypes: ['CandidateFailed'] },
+      summary: `${what} ${size.name} (~${fmtParams(approxParams(size.dModel, size.nLayers))} params), ${evaluator.training.steps} steps`,
+    }).trainSize({ runId, framework: settings.framework, programHash: hash, size, evaluator, data: input.data });
+  let points: SizePoint[];
+  try {
+    if (input.iteration > 0 && settings.screen.enabled && input.baselineHash) {
+      // The cheap screen filters; only the full-length training below gives the fitness.
+      const screenEv = screenEvaluator(ev, settings.screen.steps);
+      const [mine, base] = await Promise.all([programHash, input.baselineHash].map((h, i) => train(h, ev.sizes[0], screenEv, i === 0 ? 'screen' : 'screen baseline')));
+      record.screen = { size: mine.size, steps: mine.steps, valLoss: mine.valLoss, baselineValLoss: base.valLoss };
+      if (mine.valLoss > base.valLoss + settings.screen.margin) {
+        record.status = 'rejected';
+        record.error = `screened out: loss ${mine.valLoss.toFixed(4)} after ${mine.steps} steps at ${mine.size} is worse than the baseline's ${base.valLoss.toFixed(4)} by more than ${settings.screen.margin}`;
+        await controlActivities(`${label}: record screened out`).recordIteration({ runId, record });
+        return record;
+      }
+    }
+    points = await Promise.all(ev.sizes.map((size) => train(programHash, size, ev, 'train')));
+  } catch (err) {
+    // A candidate that diverges, times out or crashes during training is invalid, not fatal.
+    if (input.iteration > 0 && err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CandidateFailed') {
+      record.error = `training failed: ${err.cause.message}`;
+      await controlActivities(`${label}: record invalid`).recordIteration({ runId, record });
+      return record;
+    }
+    throw err;
+  }
+  record.points = points;
+  const { fit, fitness } = await controlActivities(`${label}: fit scaling law`).fitScaling({ points, fitAxis: ev.fitAxis });
+  record.fit = fit;
+  record.fitness = fitness;
+  record.status = await controlActivities(`${label}: select`).selectCandidate({ runId, record, bestFitness: input.bestFitness });
+  return record;
+}
