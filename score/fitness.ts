@@ -1,7 +1,7 @@
 // Fitness of a candidate against its framework's baseline, trained at the same sizes and seeds,
 // with paired seed-bootstrap intervals so that an accept/reject decision can see the noise.
-import { EvoError } from '../lib/errors';
-import { fitScalingLaw } from '../lib/scaling';
+import { EvoError } from '../core/errors';
+import { fitScalingLaw } from './scaling';
 
 /** One model size of one program: `params` is N on the fit axis, `lossBySeed[k]` seed k's final val loss. */
 export interface SeededPoint {

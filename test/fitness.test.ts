@@ -2,7 +2,7 @@
 // synthetic scaling laws, exact zeros for the baseline against itself, and the accept rule.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EvoError } from '../lib/errors';
+import { EvoError } from '../core/errors';
 import {
   FITNESS_MODES,
   SeededPoint,
