@@ -1,21 +1,37 @@
-// Scoring and selection: the scaling-law fit of a candidate's sizes, and the decision against the best.
+// Scoring and selection: the candidate's trainings become per-size points, scored against the run's
+// baseline with seed-bootstrap intervals, then accepted only when clearly better than its parent.
 import { writeIterationRecord } from '../archive';
-import { fitPoints } from '../score/scaling';
-import type { FitAxis, IterationRecord, IterationStatus, SizePoint } from '../contract';
+import { scoreAgainstBaseline, selectAgainstParent, sizePoints } from '../score/select';
+import type { IterationRecord, RunSettings, SeedRun, SizePoint } from '../contract';
 import { userErrorsAreFinal } from './errors';
 
-export async function fitScaling(input: { points: SizePoint[]; fitAxis: FitAxis }): Promise<{ fit: IterationRecord['fit']; fitness: number }> {
-  return userErrorsAreFinal(async () => {
-    const { fit, fitness } = fitPoints(input.points, input.fitAxis);
-    return { fit: { intercept: fit.intercept, slope: fit.slope, r2: fit.r2, slopeStdErr: fit.slopeStdErr }, fitness };
-  });
+export interface ScoreInput {
+  runId: string;
+  /** The iteration so far (proposal, attempts, usage); scoring fills in points, fitness and the decision. */
+  record: IterationRecord;
+  runs: SeedRun[];
+  settings: RunSettings;
+  /** Null at iteration 0: the baseline is scored against itself (fitness 0 in every relative mode). */
+  baselinePoints: SizePoint[] | null;
+  parentPoints: SizePoint[] | null;
 }
 
-/** Population 1, as in the seed: a candidate is accepted when it beats the best so far. */
-export async function selectCandidate(input: { runId: string; record: IterationRecord; bestFitness: number | null }): Promise<IterationStatus> {
-  const { record, bestFitness } = input;
-  const status: IterationStatus =
-    record.fitness !== null && (bestFitness === null || record.fitness > bestFitness) ? 'accepted' : 'rejected';
-  writeIterationRecord(input.runId, { ...record, status });
-  return status;
+export async function scoreCandidate(input: ScoreInput): Promise<IterationRecord> {
+  return userErrorsAreFinal(async () => {
+    const { settings, baselinePoints } = input;
+    const ev = settings.evaluator;
+    const points = sizePoints(input.runs, ev.sizes.map((s) => s.name), ev.seeds);
+    const base = baselinePoints ?? points;
+    const score = scoreAgainstBaseline(points, base, ev.fitAxis, settings.fitness);
+    const selection = baselinePoints ? selectAgainstParent(points, input.parentPoints ?? base, base, ev.fitAxis, settings.fitness) : null;
+    const record: IterationRecord = {
+      ...input.record,
+      status: selection === null || selection.accept ? 'accepted' : 'rejected',
+      points,
+      ...score,
+      ...(selection ? { vsParent: selection.vsParent, decision: selection.decision } : { decision: 'the baseline: every candidate is scored against it' }),
+    };
+    writeIterationRecord(input.runId, record);
+    return record;
+  });
 }

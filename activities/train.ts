@@ -9,7 +9,7 @@ import { SandboxFailure } from '../sandbox/spawn';
 import type { PreparedData } from '../evaluator/data/prepare';
 import type { EvaluatorSettings, SizeSpec } from '../evaluator/profiles';
 import type { Framework } from '../core/program';
-import type { SizePoint } from '../contract';
+import type { SeedRun } from '../contract';
 import type { TrainProgress } from '../evaluator/train';
 
 export interface TrainSizeInput {
@@ -17,6 +17,7 @@ export interface TrainSizeInput {
   framework: Framework;
   programHash: string;
   size: SizeSpec;
+  seed: number;
   evaluator: EvaluatorSettings;
   data: PreparedData;
 }
@@ -31,16 +32,16 @@ export function deviceEnv(): Record<string, string> {
   return env;
 }
 
-export async function trainSize(input: TrainSizeInput): Promise<SizePoint> {
+export async function trainSize(input: TrainSizeInput): Promise<SeedRun> {
   const ctx = Context.current();
-  let last: (TrainProgress & { size: string }) | undefined;
+  let last: TrainProgress | undefined;
   // Heartbeat on a timer from this process, with the latest progress the child reported.
   const beat = () => ctx.heartbeat(last ? { step: last.step, steps: last.steps, trainLoss: last.trainLoss, valLoss: last.valLoss } : { step: 0 });
   beat();
   const timer = setInterval(beat, 2000);
   try {
     const program = loadProgram(input.runId, input.framework, input.programHash);
-    const r = await trainSizeLib(program, input.size, input.evaluator, input.data, {
+    const r = await trainSizeLib(program, input.size, input.evaluator, input.data, input.seed, {
       env: deviceEnv(),
       signal: ctx.cancellationSignal,
       wallTimeoutMs: Math.max(60_000, ctx.info.startToCloseTimeoutMs),
@@ -49,15 +50,8 @@ export async function trainSize(input: TrainSizeInput): Promise<SizePoint> {
         last = p;
       },
     });
-    return {
-      size: r.size,
-      nonEmbeddingParams: r.nonEmbeddingParams,
-      totalParams: r.totalParams,
-      valLoss: r.valLoss,
-      steps: r.steps,
-      backend: r.backend,
-      resumedFromStep: r.resumedFromStep,
-    };
+    const { attentionParams: _a, wallSeconds: _w, cached: _c, ...run } = r;
+    return run;
   } catch (err) {
     // The candidate's fault (diverged, too slow, crashed its process): final, recorded as invalid.
     if (err instanceof ProgramRejected || (err instanceof SandboxFailure && err.kind !== 'killed')) {

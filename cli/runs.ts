@@ -134,7 +134,7 @@ export function settingsFor(opts: StartOptions, framework: string): RunSettings 
   for (const n of cfg.notices) progress(`note: ${n}`);
   progress(chooseProvider(cfg).notice);
   const settings = runSettingsOf(cfg);
-  return opts.seed === undefined ? settings : { ...settings, seed: opts.seed, evaluator: { ...settings.evaluator, seed: opts.seed } };
+  return opts.seed === undefined ? settings : { ...settings, seed: opts.seed, evaluator: { ...settings.evaluator, seeds: settings.evaluator.seeds.map((_, i) => opts.seed! + i) } };
 }
 
 export async function startCommand(opts: StartOptions): Promise<void> {

@@ -127,11 +127,20 @@ function resolveRunConfig(cfg: RunConfigFile, configPath: string, overrides: Con
     mutation: { provider: 'offline', maxAttempts: cfg.prompt.max_attempts },
   });
   const evaluator = profileReplaced ? base.evaluator : applyInitArgs(base.evaluator, cfg.evaluator.init_args, configPath);
+  const seeds = cfg.evaluator.seeds;
+  if (typeof seeds === 'number') evaluator.seeds = Array.from({ length: seeds }, (_, i) => evaluator.seeds[0] + i);
+  else if (seeds) evaluator.seeds = [...seeds];
   checkEvaluator(evaluator, displayName(configPath));
   return {
     ...base,
-    seed: evaluator.seed,
+    seed: evaluator.seeds[0],
     evaluator,
+    fitness: {
+      mode: cfg.fitness.mode ?? base.fitness.mode,
+      level: cfg.fitness.confidence ?? base.fitness.level,
+      margin: cfg.fitness.margin ?? base.fitness.margin,
+      resamples: cfg.fitness.resamples ?? base.fitness.resamples,
+    },
     validation: { timeMultiple: cfg.validation.time_multiple, wallTimeoutS: cfg.validation.wall_timeout_s },
     screen: { enabled: cfg.validation.screen.enabled, steps: cfg.validation.screen.steps ?? base.screen.steps, margin: cfg.validation.screen.margin },
     llm: llmSettingsFrom(cfg.llm),
@@ -165,7 +174,7 @@ function applyInitArgs(profile: EvaluatorSettings, a: RunConfigFile['evaluator']
   if (a.checkpoint_every !== undefined) t.checkpointEvery = a.checkpoint_every;
   if (a.seq_len !== undefined) ev.seqLen = a.seq_len;
   if (a.dropout !== undefined) ev.dropout = a.dropout;
-  if (a.seed !== undefined) ev.seed = a.seed;
+  if (a.seed !== undefined) ev.seeds = ev.seeds.map((_, i) => a.seed! + i);
   if (a.fit_axis !== undefined) ev.fitAxis = a.fit_axis;
   if (a.vocab_size !== undefined) ev.data.vocabSize = a.vocab_size;
   if (a.val_fraction !== undefined) ev.data.valFraction = a.val_fraction;

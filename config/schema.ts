@@ -134,6 +134,21 @@ const EvaluatorSchema = z
   .object({
     profile: z.enum(Object.keys(PROFILES) as [string, ...string[]]).default('full'),
     init_args: InitArgsSchema.default({}),
+    /** A count (seeds counting up from init_args.seed or the profile's first) or a list; absent: the profile's. */
+    seeds: z
+      .union([positiveInt.max(64), z.array(nonNegativeInt).min(1).max(64)], {
+        errorMap: () => ({ message: 'must be a count from 1 to 64 or a list of whole numbers' }),
+      })
+      .optional(),
+  })
+  .strict();
+
+const FitnessSchema = z
+  .object({
+    mode: z.enum(['slope', 'loss_delta', 'param_multiplier', 'extrapolated']).optional(),
+    confidence: z.number().gt(0.5).lt(1).optional(),
+    margin: z.number().nonnegative().optional(),
+    resamples: positiveInt.min(100).max(100_000).optional(),
   })
   .strict();
 
@@ -166,6 +181,7 @@ export const RunConfigSchema = z
     llm: LlmSchema,
     prompt: PromptSchema,
     evaluator: EvaluatorSchema.default({}),
+    fitness: FitnessSchema.default({}),
     validation: ValidationSchema.default({}),
   })
   .strict()
@@ -184,6 +200,10 @@ export const RunConfigSchema = z
       if (!template.includes(`{${f}}`)) {
         issue.addIssue({ code: z.ZodIssueCode.custom, path: ['prompt', 'user_template'], message: `must contain the template field {${f}}` });
       }
+    }
+    const seeds = cfg.evaluator.seeds;
+    if (Array.isArray(seeds) && new Set(seeds).size !== seeds.length) {
+      issue.addIssue({ code: z.ZodIssueCode.custom, path: ['evaluator', 'seeds'], message: `seeds repeat: ${seeds.join(', ')}` });
     }
     (cfg.evaluator.init_args.model_sizes ?? []).forEach((s, i) => {
       if (s.d_model % s.n_heads !== 0) {

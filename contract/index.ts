@@ -21,7 +21,11 @@ export interface EvaluatorSettings {
   dropout: number;
   training: TrainingConfig;
   data: DataSpec;
-  seed: number;
+  /**
+   * Training seeds: each sets a size's initialisation, data order and dropout. Every program in a
+   * run is trained at every size with every seed, so candidate and baseline are paired by seed.
+   */
+  seeds: number[];
   /** Which parameter count is N in loss = a + b·ln N (Kaplan et al. exclude embeddings). */
   fitAxis: FitAxis;
 }
@@ -153,12 +157,27 @@ export interface ScreenSettings {
   margin: number;
 }
 
+/** How a candidate is scored against the baseline, and how sure selection must be. */
+export type FitnessMode = 'slope' | 'loss_delta' | 'param_multiplier' | 'extrapolated';
+
+export interface FitnessSettings {
+  mode: FitnessMode;
+  /** Two-sided coverage of the bootstrap intervals (0.95). */
+  level: number;
+  /** A candidate replaces its parent only when the interval of (candidate − parent) lies above this. */
+  margin: number;
+  /** Seed resamples per bootstrap. */
+  resamples: number;
+}
+
 export interface RunSettings {
   framework: Framework;
   /** Iterations after the baseline (iteration 0). */
   iterations: number;
+  /** The run's own randomness (which mutation the offline catalogue draws). */
   seed: number;
   evaluator: EvaluatorSettings;
+  fitness: FitnessSettings;
   mutation: MutationSettings;
   validation: ValidationSettings;
   screen: ScreenSettings;
@@ -166,19 +185,52 @@ export interface RunSettings {
   heartbeatTimeoutS: number;
   /** Start-to-close limit of one size's training. */
   trainTimeoutH: number;
-  /** LLM and prompt settings from the run's config (absent: those of configs/<framework>.yaml). */
+  /** LLM and prompt settings from the run's config (absent: no LLM; the offline catalogue proposes). */
   llm?: LlmSettings;
   prompt?: PromptSettings;
 }
 
-export interface SizePoint {
+/** One training: one program at one size with one seed. */
+export interface SeedRun {
   size: string;
+  seed: number;
   nonEmbeddingParams: number;
   totalParams: number;
   valLoss: number;
   steps: number;
   backend: string;
   resumedFromStep: number;
+  /** Wall milliseconds per training step (evaluation excluded): shown beside the fitness, never part of it. */
+  msPerStep: number;
+  /** Bytes held by tensors at the end of a forward pass (activations kept for the backward pass, and weights). */
+  peakBytes: number;
+}
+
+/** One size of one program over every seed of the run. */
+export interface SizePoint {
+  size: string;
+  nonEmbeddingParams: number;
+  totalParams: number;
+  /** Mean of valLossBySeed. */
+  valLoss: number;
+  /** Final validation loss per seed, in the order of `seeds`. */
+  valLossBySeed: number[];
+  seeds: number[];
+  steps: number;
+  backend: string;
+  /** Highest step any seed resumed from after an interruption (0: none was interrupted). */
+  resumedFromStep: number;
+  /** Means over seeds. */
+  msPerStep: number;
+  peakBytes: number;
+}
+
+/** A fitness with its bootstrap interval over seeds (lo = hi = value with one seed). */
+export interface FitnessInterval {
+  value: number;
+  lo: number;
+  hi: number;
+  level: number;
 }
 
 export type IterationStatus = 'accepted' | 'rejected' | 'invalid';
@@ -199,7 +251,18 @@ export interface IterationRecord {
   description: string;
   points: SizePoint[];
   fit: FitSummary | null;
+  /** In the run's fitness mode, relative to the baseline (which scores 0) except in mode `slope`. */
   fitness: number | null;
+  fitnessMode?: FitnessMode;
+  fitnessCi?: [number, number];
+  /** The seed's −slope with its interval, always reported for comparison. */
+  seedSlope?: { fitness: number; ci: [number, number] };
+  /** Candidate − parent in the fitness mode, the interval selection decides on. */
+  vsParent?: FitnessInterval;
+  /** Why the iteration ended as it did, in words. */
+  decision?: string;
+  /** Time per step and tensor memory relative to the baseline at the largest size (1 = the same). */
+  cost?: { timeRatio: number; memoryRatio: number };
   error?: string;
   /** Proposals refused by validation, in order (when every one was refused, the last is `programHash`). */
   failedAttempts: AttemptRecord[];
@@ -240,6 +303,9 @@ export interface IterationInput {
   /** The parent program (null for iteration 0, the baseline). */
   parentHash: string | null;
   bestFitness: number | null;
+  /** The parent's and the baseline's trained sizes, to score the candidate against (null at iteration 0). */
+  parentPoints: SizePoint[] | null;
+  baselinePoints: SizePoint[] | null;
   /** Earlier iterations' programs, so proposals don't repeat them. */
   history: { programHash: string | null; fitness: number | null; status: IterationStatus }[];
   /** Proposals made before this iteration (the files provider replays in order). */

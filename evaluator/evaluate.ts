@@ -1,27 +1,22 @@
-// Scores one program: trains every size (each in a sandboxed child, results cached by content
-// hash of program, size, settings and data), then fits the scaling law. Used by the CLI's
-// `evaluate` and, one size at a time, by the durable pipeline's training activity.
+// Scores one program: trains every size with every seed (each in a sandboxed child, results cached
+// by content hash of program, size, seed, settings and data), and the framework's baseline likewise,
+// then scores the program against it. Used by the CLI's `evaluate` and, one training at a time, by
+// the durable pipeline's training activity.
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cacheDir, repoRoot } from '../core/paths';
-import { hashText, type Program } from '../core/program';
+import { baselineProgram, hashText, type Program } from '../core/program';
 import { readJsonIfExists, writeJsonAtomic } from '../core/atomic-file';
 import { runInSandbox } from '../sandbox/spawn';
 import { nativeBackendInstalled } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
-import { fitPoints, type ScalingFit } from '../score/scaling';
-import type { EvaluatorSettings, SizeSpec } from './profiles';
+import { DEFAULT_FITNESS, scoreAgainstBaseline, sizePoints, type Score } from '../score/select';
+import type { EvaluatorSettings, Framework, FitnessSettings, SeedRun, SizePoint, SizeSpec } from '../contract';
 import type { TrainJob, TrainProgress, TrainResult, TrainingConfig } from './train';
 
-export interface SizeResult {
-  size: string;
-  nonEmbeddingParams: number;
-  totalParams: number;
+/** One training's outcome as the evaluator reports it. */
+export interface SeedResult extends SeedRun {
   attentionParams: number;
-  valLoss: number;
-  steps: number;
-  backend: string;
-  resumedFromStep: number;
   wallSeconds: number;
   /** True when this result came from the cache rather than a training run now. */
   cached: boolean;
@@ -33,13 +28,36 @@ export interface EvaluationResult {
   profile: string;
   dataHash: string;
   fitAxis: EvaluatorSettings['fitAxis'];
-  points: SizeResult[];
-  fit: ScalingFit;
-  fitness: number;
+  seeds: number[];
+  /** Every (size, seed) training of the program. */
+  runs: SeedResult[];
+  points: SizePoint[];
+  /** The framework's baseline at the same sizes, seeds and data: what the fitness is relative to. */
+  baseline: { programHash: string; runs: SeedResult[]; points: SizePoint[] };
+  score: Score;
+  data: DataUse;
+}
+
+/** How hard a profile leans on its corpus: repeated data measures memorisation, not architecture. */
+export interface DataUse {
+  trainTokens: number;
+  /** Tokens one training reads: steps × batch × sequence length. */
+  tokensPerTraining: number;
+  /** Passes of one training over the training split. */
+  passes: number;
+}
+
+/** More passes than this and the evaluator warns: the scaling then says more about memorising the corpus. */
+export const MAX_PASSES_WITHOUT_WARNING = 4;
+
+export function dataUse(settings: EvaluatorSettings, data: Pick<PreparedData, 'trainTokens'>): DataUse {
+  const t = settings.training;
+  const tokensPerTraining = t.steps * t.batchSize * settings.seqLen;
+  return { trainTokens: data.trainTokens, tokensPerTraining, passes: tokensPerTraining / data.trainTokens };
 }
 
 export interface TrainSizeOptions {
-  onProgress?: (p: TrainProgress & { size: string }) => void;
+  onProgress?: (p: TrainProgress & { size: string; seed: number }) => void;
   signal?: AbortSignal;
   /** Extra environment for the child (EVOSCALE_BACKEND, CUDA_VISIBLE_DEVICES). */
   env?: Record<string, string>;
@@ -48,18 +66,20 @@ export interface TrainSizeOptions {
 }
 
 /** Everything that determines a size's training outcome; its hash names the cache entry. */
-export function trainingKey(programHash: string, size: SizeSpec, settings: EvaluatorSettings, dataHash: string): string {
+export function trainingKey(programHash: string, size: SizeSpec, settings: EvaluatorSettings, dataHash: string, seed: number): string {
   const t: TrainingConfig = settings.training;
-  return hashText(JSON.stringify({ programHash, size, seqLen: settings.seqLen, dropout: settings.dropout, t, seed: settings.seed, dataHash }));
+  // format 2: results carry time per step and tensor memory.
+  return hashText(JSON.stringify({ programHash, size, seqLen: settings.seqLen, dropout: settings.dropout, t, seed, dataHash, format: 2 }));
 }
 
 export function trainingDir(key: string): string {
   return cacheDir('train', key);
 }
 
-function sizeResult(size: SizeSpec, r: TrainResult, cached: boolean): SizeResult {
+function seedResult(size: SizeSpec, seed: number, r: TrainResult, cached: boolean): SeedResult {
   return {
     size: size.name,
+    seed,
     nonEmbeddingParams: r.params.nonEmbedding,
     totalParams: r.params.total,
     attentionParams: r.params.attention,
@@ -68,23 +88,32 @@ function sizeResult(size: SizeSpec, r: TrainResult, cached: boolean): SizeResult
     backend: r.backend,
     resumedFromStep: r.resumedFromStep,
     wallSeconds: r.wallSeconds,
+    msPerStep: r.msPerStep,
+    peakBytes: r.peakBytes,
     cached,
   };
 }
 
-/** Train one size (or return its cached result). Resumes from the size's checkpoint if one exists. */
-export async function trainSize(program: Program, size: SizeSpec, settings: EvaluatorSettings, data: PreparedData, opts: TrainSizeOptions = {}): Promise<SizeResult> {
-  const key = trainingKey(program.hash, size, settings, data.hash);
+/** Train one size with one seed (or return its cached result). Resumes from its checkpoint if one exists. */
+export async function trainSize(
+  program: Program,
+  size: SizeSpec,
+  settings: EvaluatorSettings,
+  data: PreparedData,
+  seed: number,
+  opts: TrainSizeOptions = {},
+): Promise<SeedResult> {
+  const key = trainingKey(program.hash, size, settings, data.hash, seed);
   const dir = trainingDir(key);
   const resultPath = path.join(dir, 'result.json');
   const cached = readJsonIfExists<TrainResult>(resultPath);
-  if (cached) return sizeResult(size, cached, true);
+  if (cached) return seedResult(size, seed, cached, true);
 
   const job: TrainJob = {
     block: program.block,
     model: { vocabSize: data.vocabSize, seqLen: settings.seqLen, dModel: size.dModel, nLayers: size.nLayers, nHeads: size.nHeads, dropout: settings.dropout },
     training: settings.training,
-    seed: settings.seed,
+    seed,
     trainPath: data.trainPath,
     valPath: data.valPath,
     checkpointPath: path.join(dir, 'checkpoint.bin'),
@@ -103,10 +132,10 @@ export async function trainSize(program: Program, size: SizeSpec, settings: Eval
     limitNativeMemory: !native,
     env: opts.env,
     signal: opts.signal,
-    onMessage: (msg) => opts.onProgress?.({ ...(msg as TrainProgress), size: size.name }),
+    onMessage: (msg) => opts.onProgress?.({ ...(msg as TrainProgress), size: size.name, seed }),
   });
-  writeJsonAtomic(resultPath, { ...result, program: program.hash, size, key });
-  return sizeResult(size, result, false);
+  writeJsonAtomic(resultPath, { ...result, program: program.hash, size, seed, key });
+  return seedResult(size, seed, result, false);
 }
 
 /** Run `tasks` with at most `limit` in flight; results keep their order. */
@@ -124,26 +153,45 @@ async function pool<T>(limit: number, tasks: (() => Promise<T>)[]): Promise<T[]>
 }
 
 export interface EvaluateOptions extends TrainSizeOptions {
-  /** Sizes trained at once (each in its own process); default: one per CPU core. */
+  /** Trainings at once (each in its own process); default: one per CPU core. */
   concurrency?: number;
   /** The prepared corpus, when the caller already has it. */
   data?: PreparedData;
+  /** How the program is scored against the baseline (default: DEFAULT_FITNESS). */
+  fitness?: FitnessSettings;
 }
 
+/**
+ * Trains the program and its framework's baseline at every size with every seed (cached, so the
+ * baseline costs once), then scores the program against the baseline, paired by seed.
+ */
 export async function evaluateProgram(program: Program, settings: EvaluatorSettings, opts: EvaluateOptions = {}): Promise<EvaluationResult> {
   const data = opts.data ?? (await prepareData(settings.data));
   const concurrency = opts.concurrency ?? Math.max(1, os.cpus().length);
-  const points = await pool(
+  const baseline = baselineProgram(program.framework as Framework);
+  const programs = baseline.hash === program.hash ? [program] : [program, baseline];
+  const jobs = programs.flatMap((p) => settings.seeds.flatMap((seed) => settings.sizes.map((size) => ({ p, seed, size }))));
+  const results = await pool(
     concurrency,
-    settings.sizes.map((size) => () => trainSize(program, size, settings, data, opts)),
+    jobs.map(({ p, seed, size }) => () => trainSize(p, size, settings, data, seed, opts)),
   );
+  const runsOf = (p: Program) => results.filter((_, i) => jobs[i].p === p);
+  const sizes = settings.sizes.map((s) => s.name);
+  const runs = runsOf(program);
+  const points = sizePoints(runs, sizes, settings.seeds);
+  const baseRuns = runsOf(programs[programs.length - 1]);
+  const basePoints = sizePoints(baseRuns, sizes, settings.seeds);
   return {
     framework: program.framework,
     programHash: program.hash,
     profile: settings.profile,
     dataHash: data.hash,
     fitAxis: settings.fitAxis,
+    seeds: settings.seeds,
+    runs,
     points,
-    ...fitPoints(points, settings.fitAxis),
+    baseline: { programHash: baseline.hash, runs: baseRuns, points: basePoints },
+    score: scoreAgainstBaseline(points, basePoints, settings.fitAxis, opts.fitness ?? DEFAULT_FITNESS),
+    data: dataUse(settings, data),
   };
 }

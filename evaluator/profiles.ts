@@ -31,7 +31,7 @@ const FULL: EvaluatorSettings = {
     checkpointEvery: 1000,
   },
   data: { corpus: 'moby-dick', vocabSize: 16_384, valFraction: 0.1 },
-  seed: 1234,
+  seeds: [1234],
   fitAxis: 'non_embedding',
 };
 
@@ -61,7 +61,7 @@ const SMOKE: EvaluatorSettings = {
     checkpointEvery: 100,
   },
   data: { corpus: 'moby-dick', vocabSize: 512, valFraction: 0.1 },
-  seed: 1234,
+  seeds: [1234],
   fitAxis: 'non_embedding',
 };
 

@@ -54,6 +54,10 @@ export interface TrainResult {
   curve: CurvePoint[];
   resumedFromStep: number;
   wallSeconds: number;
+  /** Wall milliseconds per training step in this process (evaluation and checkpoints excluded). */
+  msPerStep: number;
+  /** Most bytes held by tensors at the end of a forward pass: weights, optimizer state and the activations backward needs. */
+  peakBytes: number;
 }
 
 export function learningRateAt(step: number, cfg: TrainingConfig): number {
@@ -212,13 +216,20 @@ export async function trainOneSize(job: TrainJob, onProgress: (p: TrainProgress)
     const names = params.map(([n]) => n);
     let lastTrainLoss = NaN;
     let lastReport = 0;
+    let stepMs = 0;
+    let peakBytes = 0;
     for (let step = resumedFromStep; step < steps; step++) {
+      const stepStarted = Date.now();
       const lr = learningRateAt(step, job.training);
       const { ids, targets } = trainingBatch(train, step, job.seed, B, T);
       const lossValue = tf.tidy(() => {
         const idsT = tf.tensor2d(ids, [B, T], 'int32');
         const tgtT = tf.tensor2d(targets, [B, T], 'int32');
-        const { value, grads } = tf.variableGrads(() => model.loss(idsT, tgtT, true, seedFor(job.seed, `dropout:${step}`) & 0xffff), varList);
+        const { value, grads } = tf.variableGrads(() => {
+          const loss = model.loss(idsT, tgtT, true, seedFor(job.seed, `dropout:${step}`) & 0xffff);
+          peakBytes = Math.max(peakBytes, tf.memory().numBytes);
+          return loss;
+        }, varList);
         const byName: Record<string, tf.Tensor> = {};
         for (const [i, name] of names.entries()) {
           const g = grads[varList[i].name];
@@ -228,6 +239,7 @@ export async function trainOneSize(job: TrainJob, onProgress: (p: TrainProgress)
         opt.apply(byName, lr).dispose();
         return value.dataSync()[0] as number;
       });
+      stepMs += Date.now() - stepStarted;
       lastTrainLoss = lossValue;
       checkFinite(lossValue, 'the training loss', step + 1);
       const done = step + 1;
@@ -256,6 +268,8 @@ export async function trainOneSize(job: TrainJob, onProgress: (p: TrainProgress)
       curve,
       resumedFromStep,
       wallSeconds: (Date.now() - started) / 1000,
+      msPerStep: stepMs / Math.max(1, steps - resumedFromStep),
+      peakBytes,
     };
   } finally {
     opt.dispose();

@@ -10,7 +10,9 @@ export interface SeededPoint {
   lossBySeed: number[];
 }
 
-export type FitnessMode = 'slope' | 'loss_delta' | 'param_multiplier' | 'extrapolated';
+import type { FitnessMode } from '../contract';
+
+export type { FitnessMode };
 
 export const FITNESS_MODES: readonly FitnessMode[] = ['slope', 'loss_delta', 'param_multiplier', 'extrapolated'];
 

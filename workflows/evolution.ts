@@ -90,6 +90,8 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
             data,
             parentHash: summary.best?.programHash ?? null,
             bestFitness: summary.best?.fitness ?? null,
+            parentPoints: summary.iterations.find((it) => it.iteration === summary.best?.iteration)?.points ?? null,
+            baselinePoints: summary.iterations[0]?.points ?? null,
             history: summary.iterations.map((it) => ({ programHash: it.programHash, fitness: it.fitness, status: it.status })),
             proposalIndex: proposalsSoFar(),
             baselineHash: summary.iterations[0]?.programHash ?? null,

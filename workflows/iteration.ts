@@ -11,7 +11,7 @@ import {
   type EvaluatorSettings,
   type IterationInput,
   type IterationRecord,
-  type SizePoint,
+  type SeedRun,
   type SizeSpec,
 } from '../contract';
 import { addTotals, emptyTotals, type UsageTotals } from '../propose/llm/ledger';
@@ -85,20 +85,20 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
   }
 
   const programHash = candidate.programHash;
-  const train = (hash: string, size: SizeSpec, evaluator: EvaluatorSettings, what: string) =>
+  const train = (hash: string, size: SizeSpec, seed: number, evaluator: EvaluatorSettings, what: string) =>
     proxyActivities<typeof training>({
       taskQueue: TRAIN_QUEUE,
       startToCloseTimeout: `${settings.trainTimeoutH} hours`,
       heartbeatTimeout: `${settings.heartbeatTimeoutS} seconds`,
       retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 20, nonRetryableErrorTypes: ['CandidateFailed'] },
-      summary: `${what} ${size.name} (~${fmtParams(approxParams(size.dModel, size.nLayers))} params), ${evaluator.training.steps} steps`,
-    }).trainSize({ runId, framework: settings.framework, programHash: hash, size, evaluator, data: input.data });
-  let points: SizePoint[];
+      summary: `${what} ${size.name} (~${fmtParams(approxParams(size.dModel, size.nLayers))} params), seed ${seed}, ${evaluator.training.steps} steps`,
+    }).trainSize({ runId, framework: settings.framework, programHash: hash, size, seed, evaluator, data: input.data });
+  let runs: SeedRun[];
   try {
     if (input.iteration > 0 && settings.screen.enabled && input.baselineHash) {
       // The cheap screen filters; only the full-length training below gives the fitness.
       const screenEv = screenEvaluator(ev, settings.screen.steps);
-      const [mine, base] = await Promise.all([programHash, input.baselineHash].map((h, i) => train(h, ev.sizes[0], screenEv, i === 0 ? 'screen' : 'screen baseline')));
+      const [mine, base] = await Promise.all([programHash, input.baselineHash].map((h, i) => train(h, ev.sizes[0], ev.seeds[0], screenEv, i === 0 ? 'screen' : 'screen baseline')));
       record.screen = { size: mine.size, steps: mine.steps, valLoss: mine.valLoss, baselineValLoss: base.valLoss };
       if (mine.valLoss > base.valLoss + settings.screen.margin) {
         record.status = 'rejected';
@@ -107,7 +107,8 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
         return record;
       }
     }
-    points = await Promise.all(ev.sizes.map((size) => train(programHash, size, ev, 'train')));
+    // Every size with every seed at once: the training queue spreads them over the device workers.
+    runs = await Promise.all(ev.seeds.flatMap((seed) => ev.sizes.map((size) => train(programHash, size, seed, ev, 'train'))));
   } catch (err) {
     // A candidate that diverges, times out or crashes during training is invalid, not fatal.
     if (input.iteration > 0 && err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CandidateFailed') {
@@ -117,10 +118,12 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
     }
     throw err;
   }
-  record.points = points;
-  const { fit, fitness } = await controlActivities(`${label}: fit scaling law`).fitScaling({ points, fitAxis: ev.fitAxis });
-  record.fit = fit;
-  record.fitness = fitness;
-  record.status = await controlActivities(`${label}: select`).selectCandidate({ runId, record, bestFitness: input.bestFitness });
-  return record;
+  return controlActivities(`${label}: score and select`).scoreCandidate({
+    runId,
+    record,
+    runs,
+    settings,
+    baselinePoints: input.baselinePoints,
+    parentPoints: input.parentPoints,
+  });
 }
