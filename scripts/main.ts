@@ -1,9 +1,10 @@
 // The main job (`npm start`): bring the local stack up, run a smoke-profile evolution of one
 // framework for a few iterations, print each iteration as it lands, and leave the run in the UI.
 import { parseDevices, stackUp } from '../ops/stack';
-import { iterationLine, renderSummary, settingsFor, startRun, waitForRun } from '../cli/runs';
+import { settingsFor, startRun, waitForRun } from '../ops/runs';
+import { iterationLine, renderSummary } from '../ops/run-report';
 import { temporalUiUrl } from '../ops/temporal/connection';
-import { exitWithError, progress } from '../cli/output';
+import { exitWithError, progress } from '../core/output';
 
 async function main(): Promise<void> {
   const framework = process.env.EVOSCALE_FRAMEWORK ?? 'coefficient_dynamics';
@@ -12,7 +13,7 @@ async function main(): Promise<void> {
   progress('bringing up the local stack (Temporal dev server, control worker, device workers) …');
   const stack = await stackUp({ devices: parseDevices(process.env.EVOSCALE_DEVICES ?? 'auto'), log: progress });
   progress(`Temporal at ${stack.server.address}; workers: ${stack.workers.map((w) => w.name).join(', ')}`);
-  const settings = settingsFor({ framework, profile, iterations, wait: true }, framework);
+  const settings = settingsFor({ profile, iterations }, framework);
   const id = await startRun(settings);
   process.stdout.write(`started ${id}: ${framework}, ${profile} profile, baseline + ${iterations} iterations\n`);
   process.stdout.write(`Web UI: ${temporalUiUrl(id)}\n\n`);

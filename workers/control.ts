@@ -4,7 +4,7 @@ import { Worker } from '@temporalio/worker';
 import * as activities from '../activities/control';
 import { connectWorkerConnection } from '../ops/temporal/connection';
 import { CONTROL_QUEUE } from '../contract';
-import { exitWithError } from '../cli/output';
+import { exitWithError } from '../core/output';
 
 export async function createControlWorker(): Promise<Worker> {
   const { connection, namespace } = await connectWorkerConnection();

@@ -3,7 +3,7 @@
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import { EvoError } from '../core/errors';
-import { exitWithError } from '../cli/output';
+import { exitWithError } from '../core/output';
 
 export function pinDevice(device: string): string {
   if (device === 'cpu') {

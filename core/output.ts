@@ -1,5 +1,5 @@
-// Terminal output shared by the CLI commands: tables, number formats, one-line errors.
-import { EvoError, oneLine } from '../core/errors';
+// Terminal output shared by the CLI, the workers and the scripts: tables, number formats, one-line errors.
+import { EvoError, oneLine } from './errors';
 
 export function fmtInt(n: number): string {
   return n.toLocaleString('en-US');
@@ -25,9 +25,7 @@ export function progress(line: string): void {
 
 /** Print a user-facing error as one line and exit non-zero; stacks only with EVOSCALE_DEBUG=1. */
 export function exitWithError(err: unknown): never {
-  // Usage errors carry the usage text on the following lines; everything else is one line.
-  const msg = err instanceof EvoError && err.code === 'USAGE' ? err.message : oneLine(err);
-  process.stderr.write(`evo: error: ${msg}\n`);
+  process.stderr.write(`evo: error: ${oneLine(err)}\n`);
   if (process.env.EVOSCALE_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   else if (!(err instanceof EvoError)) process.stderr.write('evo: (set EVOSCALE_DEBUG=1 for the stack trace)\n');
   process.exit(err instanceof EvoError ? 2 : 1);

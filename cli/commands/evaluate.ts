@@ -1,0 +1,154 @@
+// `evo evaluate`: train one program (the baseline or a file) and its baseline at every size with every
+// seed, and print per-size losses, the paired difference, the fitness with its interval and the fit.
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { dataUse, MAX_PASSES_WITHOUT_WARNING, type EvaluationResult } from '../../evaluator/evaluate';
+import { EvoError, ProgramRejected } from '../../core/errors';
+import { DEFAULT_FITNESS } from '../../score/select';
+import { FITNESS_MODES } from '../../score/fitness';
+import { parseSeeds } from '../../config/run-settings';
+import type { FitnessMode, SizePoint } from '../../contract';
+import { fmtInt, fmtLoss, progress, table } from '../../core/output';
+import type { CommandSpec } from '../spec';
+import { frameworkOption, jsonOption, profileOption } from './options';
+
+const signed = (x: number, digits = 4) => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(digits)}`;
+const interval = (ci: [number, number], digits = 4) => `[${signed(ci[0], digits)}, ${signed(ci[1], digits)}]`;
+const sd = (xs: number[]) => {
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+};
+
+const MODE_WORDS: Record<FitnessMode, string> = {
+  loss_delta: 'baseline loss − this loss in nats, sizes weighted by ln N',
+  param_multiplier: 'ln k: the baseline needs k× the parameters for this loss',
+  extrapolated: 'fitted loss gap at 4× the largest size',
+  slope: "−slope, the seed's definition",
+};
+
+export function renderEvaluation(r: EvaluationResult): string {
+  const { score } = r;
+  const rows = r.points.map((p, i) => {
+    const b = r.baseline.points[i];
+    const delta = b.valLossBySeed.map((x, k) => x - p.valLossBySeed[k]);
+    const runs = r.runs.filter((x) => x.size === p.size);
+    const time = runs.every((x) => x.cached) ? 'cache' : `${runs.reduce((a, x) => a + (x.cached ? 0 : x.wallSeconds), 0).toFixed(1)}s`;
+    return [
+      p.size,
+      fmtInt(p.nonEmbeddingParams),
+      fmtInt(p.totalParams),
+      (r.data.tokensPerTraining / p.nonEmbeddingParams).toFixed(0),
+      `${fmtLoss(p.valLoss)} ± ${fmtLoss(sd(p.valLossBySeed))}`,
+      fmtLoss(b.valLoss),
+      `${signed(delta.reduce((a, x) => a + x, 0) / delta.length)} ± ${fmtLoss(sd(delta))}`,
+      p.msPerStep.toFixed(1),
+      p.backend,
+      time,
+    ];
+  });
+  const f = score.fit;
+  const seeds = r.seeds.length > 3 ? `${r.seeds[0]}…${r.seeds[r.seeds.length - 1]}` : r.seeds.join(', ');
+  const lines = [
+    `framework ${r.framework}   program ${r.programHash}   baseline ${r.baseline.programHash}   profile ${r.profile}`,
+    `seeds ${seeds} (${r.seeds.length})   N = ${r.fitAxis === 'total' ? 'total' : 'non-embedding'} parameters   mean ± sd over seeds; Δ = baseline − this, paired by seed`,
+    '',
+    table(['size', 'non-emb params', 'total params', 'tokens/param', 'val loss', 'baseline', 'Δ vs baseline', 'ms/step', 'backend', 'time'], rows),
+    '',
+    `fit        loss = ${f.intercept.toFixed(4)} ${f.slope < 0 ? '−' : '+'} ${Math.abs(f.slope).toFixed(4)}·ln N   R² ${f.r2.toFixed(4)}   slope s.e. ${f.slopeStdErr === null ? '— (2 sizes)' : f.slopeStdErr.toFixed(4)}`,
+    `fitness    ${signed(score.fitness)} ${interval(score.fitnessCi)}   ${score.fitnessMode} (${MODE_WORDS[score.fitnessMode]}); 95% seed bootstrap`,
+    `seed slope ${signed(score.seedSlope.fitness)} ${interval(score.seedSlope.ci)}   −slope, the seed's fitness, for comparison`,
+    `cost       ${score.cost.timeRatio.toFixed(2)}× the baseline's time per step, ${score.cost.memoryRatio.toFixed(2)}× its tensor memory (largest size; not part of the fitness)`,
+    `data       ${fmtInt(r.data.tokensPerTraining)} tokens per training = ${r.data.passes.toFixed(1)} passes over the ${fmtInt(r.data.trainTokens)}-token training split`,
+  ];
+  if (r.data.passes > MAX_PASSES_WITHOUT_WARNING) {
+    lines.push(`warning    each training repeats its corpus ${r.data.passes.toFixed(0)} times: losses measure memorising this corpus more than the architecture; train on more text (--corpus)`);
+  }
+  return lines.join('\n');
+}
+
+export function fitnessMode(text: string): FitnessMode {
+  if ((FITNESS_MODES as readonly string[]).includes(text)) return text as FitnessMode;
+  throw new EvoError(`--fitness must be one of ${FITNESS_MODES.join(', ')}; got "${text}"`, 'USAGE');
+}
+
+export const evaluate: CommandSpec = {
+  name: 'evaluate',
+  summary: 'train every size of a baseline or program file; print losses, the scaling-law fit, fitness',
+  options: [
+    frameworkOption,
+    { name: 'program', type: 'string', value: '<file>', description: 'a whole framework file or just its EVOLVE-BLOCK; default: the baseline' },
+    profileOption,
+    jsonOption,
+    { name: 'corpus', type: 'string', value: '<file|dir>', multiple: true, description: 'text files or folders of *.txt to train on instead of the default corpus' },
+    { name: 'vocab-size', type: 'number', description: "BPE vocabulary size; default: the profile's" },
+    { name: 'seeds', type: 'string', value: '<count|list>', description: "training seeds: a count (counting up from the profile's first) or a list like 1,2,3; default: the profile's" },
+    { name: 'fitness', type: 'string', value: FITNESS_MODES.join('|'), description: `fitness mode, relative to the baseline trained with the same seeds (default: ${DEFAULT_FITNESS.mode})` },
+  ],
+  async run(o) {
+    const { assertFramework, baselineProgram } = await import('../../core/program');
+    const { profileSettings } = await import('../../evaluator/profiles');
+    const { evaluateProgram } = await import('../../evaluator/evaluate');
+    const { prepareData } = await import('../../evaluator/data/prepare');
+    const { checkProgram, readProgramFile } = await import('../program-file');
+    const framework = assertFramework(o.framework as string);
+    const settings = profileSettings(o.profile as string);
+    const corpus = o.corpus as string[] | undefined;
+    if (corpus?.length) settings.data.corpus = corpus.map((p) => path.resolve(p));
+    if (o['vocab-size'] !== undefined) settings.data.vocabSize = o['vocab-size'] as number;
+    if (o.seeds !== undefined) settings.seeds = parseSeeds(o.seeds as string, settings.seeds[0]);
+    const fitness = { ...DEFAULT_FITNESS, mode: fitnessMode((o.fitness as string | undefined) ?? DEFAULT_FITNESS.mode) };
+    const program = o.program ? readProgramFile(framework, o.program as string) : baselineProgram(framework);
+    const report = await checkProgram(program, settings);
+    if (!report.ok) throw new ProgramRejected(`program refused before training: ${report.reason}`, 'validation');
+    const data = await prepareData(settings.data); // corpus problems surface here, before any progress output
+    const use = dataUse(settings, data);
+    if (use.passes > MAX_PASSES_WITHOUT_WARNING) progress(`warning: each training reads its ${fmtInt(use.trainTokens)}-token training split ${use.passes.toFixed(0)} times`);
+    if (!o.json) {
+      const programs = program.hash === baselineProgram(framework).hash ? 'the baseline' : 'the program and the baseline';
+      progress(`evaluating ${framework} program ${program.hash} on the ${settings.profile} profile: ${programs} × ${settings.sizes.length} sizes × ${settings.seeds.length} seeds × ${fmtInt(settings.training.steps)} steps, ${os.cpus().length} at a time (cached trainings are reused)`);
+    }
+    const result = await evaluateProgram(program, settings, {
+      data,
+      fitness,
+      onProgress: (p) => {
+        const tag = `[${p.size} seed ${p.seed}]`;
+        if (p.event === 'start' && p.resumedFromStep > 0) progress(`${tag} resuming from checkpoint at step ${p.resumedFromStep}`);
+        if (p.event === 'eval') progress(`${tag} step ${p.step}/${p.steps}  train ${fmtLoss(p.trainLoss)}  val ${fmtLoss(p.valLoss)}`);
+        else if (p.event === 'step') progress(`${tag} step ${p.step}/${p.steps}  train ${fmtLoss(p.trainLoss)}  lr ${p.lr.toExponential(2)}`);
+      },
+    });
+    if (o.json) {
+      const { score } = result;
+      const point = (p: SizePoint) => ({
+        size: p.size,
+        nonEmbeddingParams: p.nonEmbeddingParams,
+        totalParams: p.totalParams,
+        valLoss: p.valLoss,
+        valLossBySeed: p.valLossBySeed,
+        steps: p.steps,
+        backend: p.backend,
+        msPerStep: p.msPerStep,
+        peakBytes: p.peakBytes,
+      });
+      const out = {
+        framework: result.framework,
+        programHash: result.programHash,
+        profile: result.profile,
+        fitAxis: result.fitAxis,
+        seeds: result.seeds,
+        points: result.points.map(point),
+        fit: score.fit,
+        fitness: score.fitness,
+        fitnessMode: score.fitnessMode,
+        fitnessCi: score.fitnessCi,
+        seedSlope: score.seedSlope,
+        cost: score.cost,
+        baseline: { programHash: result.baseline.programHash, points: result.baseline.points.map(point) },
+        data: result.data,
+      };
+      process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    } else {
+      process.stdout.write(renderEvaluation(result) + '\n');
+    }
+  },
+};
