@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { cacheDir, repoRoot } from '../core/paths';
 import { hashText, type Program } from '../core/program';
 import { readJsonIfExists, writeJsonAtomic } from '../core/atomic-file';
-import { runInSandbox } from '../sandbox/spawn';
+import { runInSandbox } from '../sandbox/run';
 import { nativeBackendInstalled } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
 import { fitScalingLaw, seedFitness, type ScalingFit } from '../score/scaling';
