@@ -5,7 +5,7 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { loadProgram } from '../archive';
 import { trainSize as trainSizeLib } from '../evaluator/evaluate';
 import { EvoError, ProgramRejected } from '../core/errors';
-import { SandboxFailure } from '../sandbox/spawn';
+import { SandboxFailure } from '../sandbox/options';
 import type { PreparedData } from '../evaluator/data/prepare';
 import type { EvaluatorSettings, SizeSpec } from '../evaluator/profiles';
 import type { Framework } from '../core/program';

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { cacheDir, repoRoot } from '../core/paths';
 import { baselineProgram, hashText, type Program } from '../core/program';
 import { readJsonIfExists, writeJsonAtomic } from '../core/atomic-file';
-import { runInSandbox } from '../sandbox/spawn';
+import { runInSandbox } from '../sandbox/run';
 import { nativeBackendInstalled } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
 import { DEFAULT_FITNESS, scoreAgainstBaseline, sizePoints, type Score } from '../score/select';

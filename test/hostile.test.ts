@@ -18,7 +18,7 @@ import { staticFindings, validateProgram, type ValidationReport, type Validation
 import { DYNAMIC_CHECKS } from '../validate/report';
 import { baselineProgram, FRAMEWORKS, makeProgram, type Program } from '../core/program';
 import { CATALOGUE } from '../propose/offline/catalogue';
-import { sandboxIsolation } from '../sandbox/spawn';
+import { sandboxIsolation } from '../sandbox/isolation';
 import { repoRoot } from '../core/paths';
 
 /**

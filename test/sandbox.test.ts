@@ -6,7 +6,9 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runInSandbox, sandboxIsolation, SandboxFailure, MAX_MESSAGE_BYTES, type SandboxOptions } from '../sandbox/spawn';
+import { sandboxIsolation } from '../sandbox/isolation';
+import { SandboxFailure, type SandboxOptions } from '../sandbox/options';
+import { MAX_MESSAGE_BYTES, runInSandbox } from '../sandbox/run';
 import { ProgramRejected } from '../core/errors';
 import { repoRoot } from '../core/paths';
 

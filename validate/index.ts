@@ -3,7 +3,8 @@
 import * as path from 'node:path';
 import { EvoError, ProgramRejected } from '../core/errors';
 import { baselineProgram, transpileBlock, type Program } from '../core/program';
-import { runInSandbox, SandboxFailure } from '../sandbox/spawn';
+import { SandboxFailure } from '../sandbox/options';
+import { runInSandbox } from '../sandbox/run';
 import { DYNAMIC_CHECKS, type CheckResult, type DynamicInput, type DynamicReport } from './report';
 import { assertStaticallySafe } from './static';
 

@@ -1,5 +1,5 @@
 // First line of defence against a hostile block: walks its TypeScript AST and refuses every way out of
-// "tf and ctx only". A filter, not the boundary: candidates still run only inside sandbox/spawn.ts.
+// "tf and ctx only". A filter, not the boundary: candidates still run only inside sandbox/run.ts.
 import * as ts from 'typescript';
 import { ProgramRejected } from '../core/errors';
 
