@@ -39,8 +39,11 @@ for (const framework of FRAMEWORKS) {
       assert.ok(p.nonEmbeddingParams < p.totalParams);
     }
     // Loss falls with size: the fit's slope is negative, so the seed's fitness is positive.
-    assert.ok(r.fit.slope < 0, `slope ${r.fit.slope} should be negative`);
-    assert.ok(r.fitness > 0);
+    assert.ok(r.score.fit.slope < 0, `slope ${r.score.fit.slope} should be negative`);
+    assert.ok(r.score.seedSlope.fitness > 0);
+    // The baseline scored against itself is exactly 0, with a degenerate interval.
+    assert.equal(r.score.fitness, 0);
+    assert.deepEqual(r.score.fitnessCi, [0, 0]);
     // No tensor leaks: the live-tensor count is the same at every evaluation of a size.
     for (const counts of leaks.filter(Boolean)) assert.equal(new Set(counts).size, 1, `tensor count changed across steps: ${counts}`);
   });
@@ -70,7 +73,7 @@ for (const backend of ['wasm', 'cpu']) {
       const data = await prepareData(settings.data);
       const abort = new AbortController();
       await assert.rejects(
-        trainSize(program, size, settings, data, {
+        trainSize(program, size, settings, data, settings.seeds[0], {
           env,
           signal: abort.signal,
           onProgress: (p) => {
@@ -78,15 +81,15 @@ for (const backend of ['wasm', 'cpu']) {
           },
         }),
       );
-      const ckpt = path.join(trainingDir(trainingKey(program.hash, size, settings, data.hash)), 'checkpoint.bin');
+      const ckpt = path.join(trainingDir(trainingKey(program.hash, size, settings, data.hash, settings.seeds[0])), 'checkpoint.bin');
       assert.ok(fs.existsSync(ckpt), 'checkpoint written before the kill');
-      const resumed = await trainSize(program, size, settings, data, { env });
+      const resumed = await trainSize(program, size, settings, data, settings.seeds[0], { env });
       assert.ok(resumed.resumedFromStep >= 20, `resumed from step ${resumed.resumedFromStep}`);
       assert.equal(resumed.backend, backend);
 
       // Uninterrupted: the same job in a fresh state folder.
       process.env.EVOSCALE_HOME = homes[1];
-      const straight = await trainSize(program, size, settings, await prepareData(settings.data), { env });
+      const straight = await trainSize(program, size, settings, await prepareData(settings.data), settings.seeds[0], { env });
       assert.equal(straight.resumedFromStep, 0);
       assert.equal(resumed.valLoss, straight.valLoss, 'bit-identical final validation loss');
     } finally {
