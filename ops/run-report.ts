@@ -1,24 +1,43 @@
 // A run's progress as text: one line per iteration while it runs, the final table after.
-import type { RunSummary } from '../contract';
+import type { IterationRecord, RunSummary } from '../contract';
 import { formatTotals } from '../propose/llm/ledger';
 import { fmtLoss, table } from '../core/output';
 
+const signed = (x: number) => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(4)}`;
+
+/** "+0.0123 [+0.0050, +0.0190]", or the bare value when the record has no interval (one seed, old runs). */
+export function fitnessText(it: IterationRecord): string {
+  if (it.fitness === null) return '—';
+  return it.fitnessCi ? `${signed(it.fitness)} [${signed(it.fitnessCi[0])}, ${signed(it.fitnessCi[1])}]` : signed(it.fitness);
+}
+
+/** The parent's fitness after each iteration: the last accepted one so far. */
+function bestAfter(s: RunSummary, i: number): IterationRecord | undefined {
+  return s.iterations.slice(0, i + 1).filter((x) => x.status === 'accepted' && x.fitness !== null).pop();
+}
+
+/** Why the iteration ended as it did: the selection's sentence, the error, or the proposal. */
+function reasonText(it: IterationRecord): string {
+  return it.error ?? (it.decision ? `${it.description} — ${it.decision}` : it.description);
+}
+
 export function renderSummary(s: RunSummary): string {
-  const rows = s.iterations.map((it) => {
-    const bestSoFar = Math.max(...s.iterations.filter((x) => x.iteration <= it.iteration && x.status === 'accepted' && x.fitness !== null).map((x) => x.fitness!));
+  const mode = s.iterations.find((it) => it.fitnessMode)?.fitnessMode;
+  const rows = s.iterations.map((it, i) => {
+    const best = bestAfter(s, i);
     return [
       String(it.iteration),
       it.status,
-      fmtLoss(it.fitness),
-      it.fit ? fmtLoss(it.fit.r2, 3) : '—',
+      fitnessText(it),
+      it.seedSlope ? signed(it.seedSlope.fitness) : '—',
       it.points.length ? fmtLoss(it.points[it.points.length - 1].valLoss) : '—',
-      Number.isFinite(bestSoFar) ? fmtLoss(bestSoFar) : '—',
-      (it.error ?? it.description).slice(0, 70),
+      best ? fmtLoss(best.fitness) : '—',
+      reasonText(it).slice(0, 110),
     ];
   });
   return [
-    `${s.workflowId}   ${s.framework}   profile ${s.profile}   ${s.status}`,
-    table(['iter', 'status', 'fitness', 'R²', 'loss@largest', 'best so far', 'candidate'], rows),
+    `${s.workflowId}   ${s.framework}   profile ${s.profile}   ${s.status}${mode ? `   fitness ${mode} vs the baseline, 95% seed intervals` : ''}`,
+    table(['iter', 'status', 'fitness [95% CI]', 'seed slope', 'loss@largest', 'best so far', 'candidate — decision'], rows),
     s.best ? `best: iteration ${s.best.iteration}, fitness ${s.best.fitness.toFixed(4)}, program ${s.best.programHash}` : 'best: none yet',
     `LLM usage: ${formatTotals(s.usage)}`,
     ...(s.reason ? [s.reason] : []),
@@ -27,6 +46,6 @@ export function renderSummary(s: RunSummary): string {
 
 export function iterationLine(s: RunSummary, i: number): string {
   const it = s.iterations[i];
-  const best = s.iterations.slice(0, i + 1).filter((x) => x.status === 'accepted' && x.fitness !== null).map((x) => x.fitness!);
-  return `iteration ${String(it.iteration).padStart(3)}  ${it.status.padEnd(8)}  fitness ${fmtLoss(it.fitness).padStart(8)}  best so far ${best.length ? fmtLoss(Math.max(...best)) : '—'}  ${(it.error ?? it.description).slice(0, 80)}`;
+  const best = bestAfter(s, i);
+  return `iteration ${String(it.iteration).padStart(3)}  ${it.status.padEnd(8)}  fitness ${fitnessText(it)}  best so far ${best ? fmtLoss(best.fitness) : '—'}  ${reasonText(it).slice(0, 120)}`;
 }
