@@ -222,3 +222,25 @@ describe('precedence: profile, then evaluator.init_args, then the command line',
     assert.match(err.message, /warmup_steps \(500\) must be fewer than training_steps \(123\) in profile smoke/);
   });
 });
+
+describe('seeds and the fitness', () => {
+  test('evaluator.seeds is a count counting up from init_args.seed, or a list; fitness settings fill from defaults', () => {
+    const counted = loadRunConfig(write('seeds.yaml', MINIMAL.replace('    batch_size: 4', '    batch_size: 4\n    seed: 7').replace('evaluator:\n', 'evaluator:\n  seeds: 3\n')));
+    assert.deepEqual(counted.evaluator.seeds, [7, 8, 9]);
+    assert.equal(counted.seed, 7, "the run's own seed is the first training seed");
+    assert.deepEqual(counted.fitness, { mode: 'loss_delta', level: 0.95, margin: 0, resamples: 2000 });
+
+    const listed = loadRunConfig(write('list.yaml', `${MINIMAL.replace('evaluator:\n', 'evaluator:\n  seeds: [3, 11]\n')}fitness:\n  mode: param_multiplier\n  confidence: 0.9\n  margin: 0.01\n`));
+    assert.deepEqual(listed.evaluator.seeds, [3, 11]);
+    assert.deepEqual(listed.fitness, { mode: 'param_multiplier', level: 0.9, margin: 0.01, resamples: 2000 });
+  });
+
+  test('repeated seeds, an unknown mode and an impossible confidence are one line naming the key and its line', () => {
+    const repeated = `${MINIMAL.replace('evaluator:\n', 'evaluator:\n  seeds: [1, 1]\n')}`;
+    assert.match(configError(write('rep.yaml', repeated)).message, new RegExp(`rep\\.yaml:${lineOf(repeated, 'seeds:')}: "evaluator\\.seeds": seeds repeat: 1, 1`));
+    const mode = `${MINIMAL}fitness:\n  mode: vibes\n`;
+    assert.match(configError(write('mode.yaml', mode)).message, new RegExp(`mode\\.yaml:${lineOf(mode, 'vibes')}: "fitness\\.mode"`));
+    const level = `${MINIMAL}fitness:\n  confidence: 1.5\n`;
+    assert.match(configError(write('level.yaml', level)).message, new RegExp(`level\\.yaml:${lineOf(level, 'confidence')}: "fitness\\.confidence"`));
+  });
+});
