@@ -120,9 +120,10 @@ const InitArgsSchema = z
     dropout: z.number().min(0).lt(1),
     seed: nonNegativeInt,
     fit_axis: z.enum(['non_embedding', 'total']),
-    vocab_size: z.number().int().min(260),
+    // At least 256 for a BPE, any size above the largest id for pre-tokenised data: prepareData checks which.
+    vocab_size: z.number().int().positive(),
     corpus: z.union([z.literal('moby-dick'), z.array(z.string().trim().min(1)).nonempty()], {
-      errorMap: () => ({ message: 'must be "moby-dick" or a list of text file paths' }),
+      errorMap: () => ({ message: 'must be "moby-dick" or a list of paths: text or .jsonl files, folders of them, a nanoGPT folder or a .bin file' }),
     }),
     val_fraction: z.number().gt(0).lt(1),
     model_sizes: z.array(SizeSchema).min(2, 'needs at least two sizes to fit a scaling law'),

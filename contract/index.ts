@@ -49,19 +49,23 @@ export interface TrainingConfig {
 }
 
 export interface DataSpec {
+  /** Text files, .jsonl files, folders of them, a nanoGPT folder (train.bin, val.bin) or one .bin file; or the bundled novel. */
   corpus: string[] | 'moby-dick';
+  /** The BPE's size, or for pre-tokenised data any size above its largest token id. */
   vocabSize: number;
   valFraction: number;
 }
 
 export interface PreparedData {
-  /** Content hash of (corpus bytes, vocabSize, valFraction, format version), 16 hex digits. */
+  /** Content hash of (corpus bytes and their formats, vocabSize, valFraction, format version), 16 hex digits. */
   hash: string;
   /** cacheDir('data', hash) */
   dir: string;
   vocabSize: number;
-  /** HF tokenizer.json: byte-level BPE cut to vocabSize, with a ByteLevel decoder. */
-  tokenizerPath: string;
+  /** 'bpe': a byte-level BPE trained on the corpus; 'pretokenized': nanoGPT .bin token ids used as they are. */
+  tokenizer: 'bpe' | 'pretokenized';
+  /** HF tokenizer.json: byte-level BPE cut to vocabSize, with a ByteLevel decoder; null for pre-tokenised data. */
+  tokenizerPath: string | null;
   trainPath: string;
   valPath: string;
   trainTokens: number;

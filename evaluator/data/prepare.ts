@@ -1,5 +1,6 @@
 // prepareData: corpus → byte-level BPE tokenizer of the configured size → train/validation token
-// files, cached under a content hash so a prepared corpus is reused, never rebuilt.
+// files, or nanoGPT .bin token ids → the same token files as they are; cached under a content hash
+// so a prepared corpus is reused, never rebuilt.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -7,8 +8,8 @@ import { Tokenizer } from 'tokenizers';
 import { readJsonIfExists, writeJsonAtomic } from '../../core/atomic-file';
 import { EvoError } from '../../core/errors';
 import { cacheDir } from '../../core/paths';
-import { CorpusFile, corpusText, readCorpus } from './corpus';
-import { tokenBytesFor, writeTokenFile } from './token-file';
+import { Corpus, CorpusFile, corpusText, readCorpus } from './corpus';
+import { maxTokensPerFile, tokenBytesFor, writeTokenFile, writeTokenFileFromUint16 } from './token-file';
 import {
   BYTE_ALPHABET_SIZE,
   MAX_VOCAB_SIZE,
@@ -32,9 +33,13 @@ const VAL_FILE = 'val.tokens';
 const META_FILE = 'meta.json';
 const BUILD_PREFIX = '.build-';
 const ABANDONED_BUILD_AGE_MS = 24 * 3600 * 1000;
+/** .bin files are hashed and copied this many bytes at a time (even, so a chunk holds whole ids). */
+const BIN_CHUNK_BYTES = 16 << 20;
 
 interface DataMeta {
   format: number;
+  /** Absent in entries written before pre-tokenised data was accepted: those are all BPE. */
+  tokenizer?: PreparedData['tokenizer'];
   hash: string;
   vocabSize: number;
   valFraction: number;
@@ -46,21 +51,28 @@ interface DataMeta {
 }
 
 export async function prepareData(spec: DataSpec): Promise<PreparedData> {
-  checkDataSpec(spec);
   const corpus = readCorpus(spec.corpus);
+  checkDataSpec(spec, corpus.kind);
   const hash = dataHash(corpus, spec);
   const dir = cacheDir('data', hash);
-  return readPrepared(dir) ?? (await buildPreparedData(corpus, spec, hash, dir));
+  return (
+    readPrepared(dir) ??
+    (await buildEntry(hash, dir, (buildDir) =>
+      corpus.kind === 'text' ? buildFromText(corpus.files, spec, hash, buildDir) : buildFromTokens(corpus, spec, hash, buildDir),
+    ))
+  );
 }
 
-function checkDataSpec({ vocabSize, valFraction }: DataSpec): void {
+function checkDataSpec({ vocabSize, valFraction }: DataSpec, kind: Corpus['kind']): void {
   if (!Number.isInteger(vocabSize)) throw new EvoError(`data.vocab_size must be a whole number, got ${vocabSize}`);
-  if (vocabSize < BYTE_ALPHABET_SIZE) {
+  if (kind === 'pretokenized' && vocabSize < 1) throw new EvoError(`data.vocab_size must be positive, got ${vocabSize}`);
+  // The BPE's bounds; pre-tokenised data only needs a vocabulary above its largest id, checked as it is read.
+  if (kind === 'text' && vocabSize < BYTE_ALPHABET_SIZE) {
     throw new EvoError(
       `vocabulary size ${vocabSize} is below the ${BYTE_ALPHABET_SIZE} byte symbols a byte-level BPE needs; raise data.vocab_size`,
     );
   }
-  if (vocabSize > MAX_VOCAB_SIZE) {
+  if (kind === 'text' && vocabSize > MAX_VOCAB_SIZE) {
     throw new EvoError(
       `vocabulary size ${vocabSize} is larger than any corpus supports (the BPE trainer stops at ${TRAINER_VOCAB_LIMIT} ` +
         `tokens, at most ${MAX_VOCAB_SIZE} with all bytes); lower data.vocab_size`,
@@ -71,13 +83,25 @@ function checkDataSpec({ vocabSize, valFraction }: DataSpec): void {
   }
 }
 
-function dataHash(corpus: CorpusFile[], { vocabSize, valFraction }: DataSpec): string {
+function dataHash(corpus: Corpus, { vocabSize, valFraction }: DataSpec): string {
   const hash = createHash('sha256');
-  hash.update(JSON.stringify({ format: DATA_FORMAT_VERSION, vocabSize, valFraction }));
-  // Each file's length goes in too: the tokenizer trains file by file, so the boundaries matter.
-  for (const file of corpus) {
-    hash.update(`\n${file.bytes.length}\n`);
-    hash.update(file.bytes);
+  if (corpus.kind === 'text') {
+    // As before .jsonl and .bin were accepted, so entries of .txt corpora are still found.
+    hash.update(JSON.stringify({ format: DATA_FORMAT_VERSION, vocabSize, valFraction }));
+    // Each file's length goes in too: the tokenizer trains file by file, so the boundaries matter.
+    // A .jsonl file is marked, since the same bytes read as text are another corpus.
+    for (const file of corpus.files) {
+      hash.update(`\n${file.format === 'jsonl' ? 'jsonl:' : ''}${file.bytes.length}\n`);
+      hash.update(file.bytes);
+    }
+  } else {
+    const layout = corpus.val === null ? 'single .bin' : 'train.bin and val.bin';
+    hash.update(JSON.stringify({ format: DATA_FORMAT_VERSION, tokenizer: 'pretokenized', layout, vocabSize, valFraction }));
+    for (const file of corpus.val === null ? [corpus.train] : [corpus.train, corpus.val]) {
+      const tokens = binTokens(file);
+      hash.update(`\n${2 * tokens}\n`);
+      for (const chunk of binChunks(file, 0, tokens)) hash.update(chunk);
+    }
   }
   return hash.digest('hex').slice(0, 16);
 }
@@ -86,11 +110,13 @@ function dataHash(corpus: CorpusFile[], { vocabSize, valFraction }: DataSpec): s
 function readPrepared(dir: string): PreparedData | undefined {
   const meta = readJsonIfExists<DataMeta>(path.join(dir, META_FILE));
   if (!meta) return undefined;
+  const tokenizer = meta.tokenizer ?? 'bpe';
   return {
     hash: meta.hash,
     dir,
     vocabSize: meta.vocabSize,
-    tokenizerPath: path.join(dir, TOKENIZER_FILE),
+    tokenizer,
+    tokenizerPath: tokenizer === 'bpe' ? path.join(dir, TOKENIZER_FILE) : null,
     trainPath: path.join(dir, TRAIN_FILE),
     valPath: path.join(dir, VAL_FILE),
     trainTokens: meta.trainTokens,
@@ -99,41 +125,13 @@ function readPrepared(dir: string): PreparedData | undefined {
 }
 
 /** Builds the entry in a private folder, then renames it into place; a concurrent builder that lost the race discards its copy. */
-async function buildPreparedData(corpus: CorpusFile[], spec: DataSpec, hash: string, dir: string): Promise<PreparedData> {
+async function buildEntry(hash: string, dir: string, build: (buildDir: string) => Promise<DataMeta> | DataMeta): Promise<PreparedData> {
   const dataRoot = path.dirname(dir);
   fs.mkdirSync(dataRoot, { recursive: true });
   removeAbandonedBuilds(dataRoot);
   const buildDir = fs.mkdtempSync(path.join(dataRoot, `${BUILD_PREFIX}${hash}-`));
   try {
-    const trainedPath = path.join(buildDir, 'bpe-trained.json');
-    await trainByteLevelBpe(corpus.map((file) => file.path), trainedPath);
-    const tokenizerJson = cutToVocabulary(JSON.parse(fs.readFileSync(trainedPath, 'utf8')) as TokenizerJson, spec.vocabSize);
-    fs.rmSync(trainedPath);
-    writeJsonAtomic(path.join(buildDir, TOKENIZER_FILE), tokenizerJson);
-
-    const ids = await encodeWithTokenizer(Tokenizer.fromString(JSON.stringify(tokenizerJson)), corpusText(corpus));
-    const valTokens = Math.round(ids.length * spec.valFraction);
-    const trainTokens = ids.length - valTokens;
-    if (valTokens === 0 || trainTokens === 0) {
-      throw new EvoError(
-        `corpus is too small: ${ids.length} tokens leave no ${valTokens === 0 ? 'validation' : 'training'} tokens ` +
-          `at data.val_fraction ${spec.valFraction}; add text`,
-      );
-    }
-    writeTokenFile(path.join(buildDir, TRAIN_FILE), ids.subarray(0, trainTokens), spec.vocabSize);
-    writeTokenFile(path.join(buildDir, VAL_FILE), ids.subarray(trainTokens), spec.vocabSize);
-    const meta: DataMeta = {
-      format: DATA_FORMAT_VERSION,
-      hash,
-      vocabSize: spec.vocabSize,
-      valFraction: spec.valFraction,
-      tokenBytes: tokenBytesFor(spec.vocabSize),
-      trainTokens,
-      valTokens,
-      corpusFiles: corpus.length,
-      corpusBytes: corpus.reduce((total, file) => total + file.bytes.length, 0),
-    };
-    writeJsonAtomic(path.join(buildDir, META_FILE), meta);
+    writeJsonAtomic(path.join(buildDir, META_FILE), await build(buildDir));
     publishBuild(buildDir, dir);
   } finally {
     fs.rmSync(buildDir, { recursive: true, force: true });
@@ -141,6 +139,131 @@ async function buildPreparedData(corpus: CorpusFile[], spec: DataSpec, hash: str
   const prepared = readPrepared(dir);
   if (!prepared) throw new EvoError(`data cache entry ${dir} is incomplete; delete it and run again`);
   return prepared;
+}
+
+/** Trains the BPE on the corpus, cuts it to the vocabulary and writes the tokenizer and both splits. */
+async function buildFromText(corpus: CorpusFile[], spec: DataSpec, hash: string, buildDir: string): Promise<DataMeta> {
+  const trainedPath = path.join(buildDir, 'bpe-trained.json');
+  // The trainer reads files: a .jsonl file's documents are written out as the text they stand for.
+  const extractedDir = path.join(buildDir, 'jsonl-text');
+  const trainingFiles = corpus.map((file, i) => {
+    if (file.format === 'text') return file.path;
+    fs.mkdirSync(extractedDir, { recursive: true });
+    const extracted = path.join(extractedDir, `${i}.txt`);
+    fs.writeFileSync(extracted, file.text);
+    return extracted;
+  });
+  await trainByteLevelBpe(trainingFiles, trainedPath);
+  fs.rmSync(extractedDir, { recursive: true, force: true });
+  const tokenizerJson = cutToVocabulary(JSON.parse(fs.readFileSync(trainedPath, 'utf8')) as TokenizerJson, spec.vocabSize);
+  fs.rmSync(trainedPath);
+  writeJsonAtomic(path.join(buildDir, TOKENIZER_FILE), tokenizerJson);
+
+  const ids = await encodeWithTokenizer(Tokenizer.fromString(JSON.stringify(tokenizerJson)), corpusText(corpus));
+  const { trainTokens, valTokens } = splitSizes(ids.length, spec.valFraction);
+  writeTokenFile(path.join(buildDir, TRAIN_FILE), ids.subarray(0, trainTokens), spec.vocabSize);
+  writeTokenFile(path.join(buildDir, VAL_FILE), ids.subarray(trainTokens), spec.vocabSize);
+  return {
+    format: DATA_FORMAT_VERSION,
+    tokenizer: 'bpe',
+    hash,
+    vocabSize: spec.vocabSize,
+    valFraction: spec.valFraction,
+    tokenBytes: tokenBytesFor(spec.vocabSize),
+    trainTokens,
+    valTokens,
+    corpusFiles: corpus.length,
+    corpusBytes: corpus.reduce((total, file) => total + file.bytes.length, 0),
+  };
+}
+
+/** Copies nanoGPT's ids into the two token files unchanged, checking each lies below the vocabulary. */
+function buildFromTokens(corpus: Extract<Corpus, { kind: 'pretokenized' }>, spec: DataSpec, hash: string, buildDir: string): DataMeta {
+  let splits: { file: string; start: number; count: number }[];
+  if (corpus.val === null) {
+    const { trainTokens, valTokens } = splitSizes(binTokens(corpus.train), spec.valFraction);
+    splits = [
+      { file: corpus.train, start: 0, count: trainTokens },
+      { file: corpus.train, start: trainTokens, count: valTokens },
+    ];
+  } else {
+    splits = [
+      { file: corpus.train, start: 0, count: binTokens(corpus.train) },
+      { file: corpus.val, start: 0, count: binTokens(corpus.val) },
+    ];
+  }
+  const limit = maxTokensPerFile(spec.vocabSize);
+  const tooLong = splits.find((split) => split.count > limit);
+  if (tooLong) {
+    throw new EvoError(
+      `corpus file ${tooLong.file} gives a split of ${tooLong.count} tokens, more than the ${limit} the trainer can load at once; use a smaller part of it`,
+    );
+  }
+  let largest = { id: -1, file: '' };
+  function* checkedChunks(split: (typeof splits)[number]): Generator<Buffer> {
+    for (const chunk of binChunks(split.file, split.start, split.start + split.count)) {
+      for (let i = 0; i < chunk.length; i += 2) {
+        const id = chunk[i] | (chunk[i + 1] << 8);
+        if (id > largest.id) largest = { id, file: split.file };
+      }
+      yield chunk;
+    }
+  }
+  const [train, val] = splits;
+  writeTokenFileFromUint16(path.join(buildDir, TRAIN_FILE), train.count, spec.vocabSize, checkedChunks(train));
+  writeTokenFileFromUint16(path.join(buildDir, VAL_FILE), val.count, spec.vocabSize, checkedChunks(val));
+  if (largest.id >= spec.vocabSize) {
+    throw new EvoError(
+      `token id ${largest.id} in ${largest.file} is not below data.vocab_size ${spec.vocabSize}; ` +
+        `set data.vocab_size (--vocab-size) to at least ${largest.id + 1}`,
+    );
+  }
+  const files = corpus.val === null ? [corpus.train] : [corpus.train, corpus.val];
+  return {
+    format: DATA_FORMAT_VERSION,
+    tokenizer: 'pretokenized',
+    hash,
+    vocabSize: spec.vocabSize,
+    valFraction: spec.valFraction,
+    tokenBytes: tokenBytesFor(spec.vocabSize),
+    trainTokens: train.count,
+    valTokens: val.count,
+    corpusFiles: files.length,
+    corpusBytes: files.reduce((total, file) => total + fs.statSync(file).size, 0),
+  };
+}
+
+/** The last valFraction of the tokens (rounded) is validation; both splits must hold some. */
+function splitSizes(total: number, valFraction: number): { trainTokens: number; valTokens: number } {
+  const valTokens = Math.round(total * valFraction);
+  const trainTokens = total - valTokens;
+  if (valTokens === 0 || trainTokens === 0) {
+    throw new EvoError(
+      `corpus is too small: ${total} tokens leave no ${valTokens === 0 ? 'validation' : 'training'} tokens ` +
+        `at data.val_fraction ${valFraction}; add data`,
+    );
+  }
+  return { trainTokens, valTokens };
+}
+
+function binTokens(file: string): number {
+  return fs.statSync(file).size / 2;
+}
+
+/** The bytes of ids [start, end) of a .bin file, a chunk at a time; each chunk is overwritten by the next. */
+function* binChunks(file: string, start: number, end: number): Generator<Buffer> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(Math.min(BIN_CHUNK_BYTES, 2 * (end - start)));
+    for (let position = 2 * start; position < 2 * end; ) {
+      const read = fs.readSync(fd, buffer, 0, Math.min(buffer.length, 2 * end - position), position);
+      if (read === 0) throw new EvoError(`corpus file ${file} ended early while it was being read; was it changed?`);
+      yield buffer.subarray(0, read - (read % 2));
+      position += read - (read % 2);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Build folders of processes that died mid-build; a day is far beyond any live build's age. */
