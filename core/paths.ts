@@ -21,3 +21,10 @@ export function runsDir(...parts: string[]): string {
 export function frameworkSourcePath(framework: string): string {
   return path.join(repoRoot, 'frameworks', `${framework}.ts`);
 }
+
+/** Sources of the offline catalogue's variants: their blocks are read as text, which dist/ does not hold. */
+export const variantSourceDir = path.join(repoRoot, 'propose', 'offline', 'variants');
+
+export function variantSourcePath(id: string): string {
+  return path.join(variantSourceDir, `${id}.ts`);
+}

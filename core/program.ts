@@ -79,8 +79,13 @@ export function makeProgram(framework: Framework, block: string): Program {
   return { framework, source, block: extractBlock(source), hash: hashText(source) };
 }
 
+/** The block of the framework's own file: softmax attention in that framework's notation. */
+export function baselineBlock(framework: Framework): string {
+  return extractBlock(frameworkTemplate(framework), `frameworks/${framework}.ts`);
+}
+
 export function baselineProgram(framework: Framework): Program {
-  return makeProgram(framework, extractBlock(frameworkTemplate(framework), `frameworks/${framework}.ts`));
+  return makeProgram(framework, baselineBlock(framework));
 }
 
 /**

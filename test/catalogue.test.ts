@@ -1,17 +1,33 @@
-// Framework baselines, the variant catalogue and the offline provider on the wasm backend: every
-// block compiles, type-checks and passes the validator's checks; leaky blocks fail causality.
-import { before, test } from 'node:test';
+// The variant catalogue, its modifiers, the control programs and the offline provider: every block the
+// catalogue holds or the provider proposes passes the real validator and type-checks; leaky controls fail
+// causality. Checks of outputs (baselines agree, split scale is the baseline's function) run on wasm.
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ts from 'typescript';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { attentionContext, causalMask, ParamStore } from '../evaluator/attention-runtime';
 import type { Tensor } from '../evaluator/attention-context';
-import { compileAttention, extractBlock, frameworkTemplate, FRAMEWORKS, makeProgram, type Framework } from '../core/program';
+import { baselineBlock, compileAttention, FRAMEWORKS, makeProgram, type Framework } from '../core/program';
 import { repoRoot } from '../core/paths';
-import { CATALOGUE, KNOBS, NONCAUSAL_BLOCK, UNIFORM_CONTROL_BLOCK, variantsFor } from '../propose/offline/catalogue';
+import { validateProgram, type ValidationReport } from '../validate';
+import { validationSpec } from '../config/run-settings';
+import { profileSettings } from '../evaluator/profiles';
+import { CATALOGUE, KNOBS, variantsFor } from '../propose/offline/catalogue';
+import { modifiersFor } from '../propose/offline/modifiers';
 import { knobsIn, OfflineCatalogueProvider, offlineCandidates, type MutationProposal, type MutationRequest } from '../propose/offline/provider';
+import { controlBlock, type ControlName } from './helpers/controls';
+
+/** The spec a micro-profile run validates with. */
+const SPEC = validationSpec(profileSettings('micro'));
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-catalogue-test-'));
+after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+const NONCAUSAL_CONTROLS = FRAMEWORKS.map((f): ControlName => `noncausal-${f}`);
+const VALID_CONTROLS: ControlName[] = ['causal-mean', 'self-only', 'baseline-split-scale'];
 
 const B = 2;
 const T = 8;
@@ -24,10 +40,6 @@ before(async () => {
   await tf.ready();
   assert.equal(tf.getBackend(), 'wasm');
 });
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
-}
 
 /** Runs `block` once on a fresh ParamStore(seed) and returns the output's values. */
 function outputOf(block: string, seed: number, x: Tensor): Float32Array {
@@ -42,49 +54,26 @@ function outputOf(block: string, seed: number, x: Tensor): Float32Array {
   }
 }
 
-/**
- * The validator's checks on a (2, 8, 16) input with H = 2: output shape, finiteness, causality
- * (future positions replaced, earlier outputs compared at p = 0, 3, 6), batch-row independence,
- * and a nonzero finite gradient for every parameter. Returns the problems found.
- */
-function checkBlock(block: string): string[] {
-  const fn = compileAttention(block);
-  const store = new ParamStore(11);
-  const mask = causalMask(T);
-  const ctx = attentionContext(store, 'L0.attn', SHAPE, mask);
-  const problems: string[] = [];
-  try {
-    tf.tidy(() => {
-      const x = tf.randomNormal([B, T, D], 0, 1, 'float32', 1);
-      const y = fn(tf, ctx, x);
-      if (y.shape.join(',') !== [B, T, D].join(',')) {
-        problems.push(`shape: got [${y.shape}]`);
-        return;
-      }
-      if (!Array.from(y.dataSync()).every(Number.isFinite)) problems.push('finite: output has NaN or Inf');
-      for (const p of [0, 3, 6]) {
-        const fresh = tf.randomNormal([B, T - p - 1, D], 0, 1, 'float32', 100 + p);
-        const x2 = tf.concat([tf.slice(x, [0, 0, 0], [B, p + 1, D]), fresh], 1);
-        const diff = maxAbsDiff(tf.slice(y, [0, 0, 0], [B, p + 1, D]), tf.slice(fn(tf, ctx, x2), [0, 0, 0], [B, p + 1, D]));
-        if (!(diff <= TOL)) problems.push(`causal: output at positions ≤ ${p} moved by ${diff} when later inputs changed`);
-      }
-      const x3 = tf.concat([tf.slice(x, [0, 0, 0], [1, T, D]), tf.randomNormal([1, T, D], 0, 1, 'float32', 200)], 0);
-      const rowDiff = maxAbsDiff(tf.slice(y, [0, 0, 0], [1, T, D]), tf.slice(fn(tf, ctx, x3), [0, 0, 0], [1, T, D]));
-      if (!(rowDiff <= TOL)) problems.push(`batch: row 0 moved by ${rowDiff} when row 1 changed`);
-      const R = tf.randomNormal([B, T, D], 0, 1, 'float32', 300);
-      const vars = [...store.vars.values()];
-      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(fn(tf, ctx, x), R)) as tf.Scalar, vars);
-      for (const v of vars) {
-        const g = Array.from(grads[v.name].dataSync());
-        if (!g.every(Number.isFinite)) problems.push(`gradient: ${v.name} has a non-finite gradient`);
-        else if (!g.some((e) => e !== 0)) problems.push(`gradient: ${v.name} gets no gradient`);
-      }
-    });
-  } finally {
-    store.dispose();
-    mask.dispose();
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+}
+
+const validated = new Map<string, Promise<ValidationReport>>();
+
+/** The validator's report on a block of the framework; each distinct block is validated once per run. */
+function validate(framework: Framework, block: string): Promise<ValidationReport> {
+  const key = `${framework}\n${block}`;
+  let report = validated.get(key);
+  if (!report) {
+    report = validateProgram(makeProgram(framework, block), SPEC, scratch);
+    validated.set(key, report);
   }
-  return problems;
+  return report;
+}
+
+async function assertValid(framework: Framework, block: string, what: string): Promise<void> {
+  const report = await validate(framework, block);
+  assert.equal(report.ok, true, `${what}: ${report.reason}`);
 }
 
 /** Type-checks each block as a whole framework program under the repository's tsconfig. */
@@ -108,7 +97,7 @@ function typeErrors(programs: { framework: Framework; block: string }[]): string
 
 async function proposals(framework: Framework, seed: number, iterations: number, history: MutationRequest['history'] = []): Promise<MutationProposal[]> {
   const provider = new OfflineCatalogueProvider();
-  const parentBlock = extractBlock(frameworkTemplate(framework));
+  const parentBlock = baselineBlock(framework);
   const out: MutationProposal[] = [];
   const past = [...history];
   for (let iteration = 1; iteration <= iterations; iteration++) {
@@ -119,35 +108,31 @@ async function proposals(framework: Framework, seed: number, iterations: number,
   return out;
 }
 
-test('each framework baseline passes the checks and computes the coefficient-dynamics function', () => {
+test('each framework baseline computes the coefficient-dynamics function', () => {
   const x = tf.randomNormal([B, T, D], 0, 1, 'float32', 5);
-  const reference = outputOf(extractBlock(frameworkTemplate('coefficient_dynamics')), 42, x);
+  const reference = outputOf(baselineBlock('coefficient_dynamics'), 42, x);
   for (const framework of FRAMEWORKS) {
-    const block = extractBlock(frameworkTemplate(framework));
-    assert.deepEqual(checkBlock(block), [], framework);
-    const out = outputOf(block, 42, x);
-    const worst = out.reduce((m, v, i) => Math.max(m, Math.abs(v - reference[i])), 0);
+    const worst = maxAbsDiff(outputOf(baselineBlock(framework), 42, x), reference);
     assert.ok(worst < TOL, `${framework} differs from the coefficient-dynamics baseline by ${worst}`);
   }
   x.dispose();
 });
 
-test('the catalogue: ≥ 8 variants per framework, unique ids, knobs declared once and in range', () => {
+test('the catalogue: ≥ 8 variants per framework, unique ids, knobs declared once and in range, no control among them', () => {
   assert.equal(new Set(CATALOGUE.map((v) => v.id)).size, CATALOGUE.length);
   for (const framework of FRAMEWORKS) {
     const variants = variantsFor(framework);
     assert.ok(variants.length >= 8, `${framework}: ${variants.length} variants`);
-    const baseline = extractBlock(frameworkTemplate(framework));
     for (const v of variants) {
       for (const field of ['id', 'title', 'reference', 'idea', 'block'] as const) assert.ok(v[field].trim(), `${v.id}.${field}`);
-      assert.notEqual(v.block, baseline, v.id);
+      assert.notEqual(v.block, baselineBlock(framework), v.id);
       assert.equal(makeProgram(framework, v.block).block, v.block, `${v.id} round-trips through a program`);
       assert.deepEqual(
         knobsIn(v.block).map((k) => k.name).sort(),
-        (v.knobs ?? []).map((k) => k.name).sort(),
+        v.knobs.map((k) => k.name).sort(),
         `${v.id}: declared knobs are the block's knobs`,
       );
-      for (const k of v.knobs ?? []) {
+      for (const k of v.knobs) {
         assert.equal(KNOBS[k.name], k);
         assert.equal(v.block.split(`const ${k.name} = `).length, 2, `${v.id}: ${k.name} declared once`);
         const value = Number(new RegExp(`const ${k.name} = ([^;]+);`).exec(v.block)![1]);
@@ -156,35 +141,56 @@ test('the catalogue: ≥ 8 variants per framework, unique ids, knobs declared on
     }
   }
   const blocks = new Set(CATALOGUE.map((v) => v.block));
-  assert.ok(!blocks.has(UNIFORM_CONTROL_BLOCK));
-  for (const framework of FRAMEWORKS) assert.ok(!blocks.has(NONCAUSAL_BLOCK[framework]));
+  for (const name of [...VALID_CONTROLS, ...NONCAUSAL_CONTROLS]) assert.ok(!blocks.has(controlBlock(name)), name);
 });
 
-for (const v of CATALOGUE) {
-  test(`catalogue ${v.id}: shape, causal, batch-independent, finite, gradient to every param`, () => {
-    assert.deepEqual(checkBlock(v.block), []);
-  });
-}
-
-test('the uniform control passes the checks', () => {
-  assert.deepEqual(checkBlock(UNIFORM_CONTROL_BLOCK), []);
-});
-
-test('the non-causal examples fail the causality check', () => {
+test('each modifier applied to the baseline gives its catalogue variant exactly', () => {
   for (const framework of FRAMEWORKS) {
-    const problems = checkBlock(NONCAUSAL_BLOCK[framework]);
-    assert.ok(problems.some((p) => p.startsWith('causal:')), `${framework}: ${problems.join('; ') || 'no problem found'}`);
+    for (const m of modifiersFor(framework)) {
+      const variant = CATALOGUE.find((v) => v.id === m.id);
+      assert.ok(variant, `${m.id} is a catalogue variant`);
+      assert.equal(m.apply(baselineBlock(framework)), variant.block, m.id);
+      assert.deepEqual(m.knobs, variant.knobs, `${m.id}: the modifier's knobs are the variant's`);
+    }
   }
 });
 
-test('offline provider: 20 iterations give 20 distinct blocks per framework, all passing the checks', async () => {
+for (const v of CATALOGUE) {
+  test(`catalogue ${v.id} passes the validator`, async () => {
+    await assertValid(v.framework, v.block, v.id);
+  });
+}
+
+test('the causal-mean, self-only and split-scale controls pass the validator', async () => {
+  for (const name of VALID_CONTROLS) await assertValid('coefficient_dynamics', controlBlock(name), name);
+});
+
+test('the non-causal controls are refused by the causality check', async () => {
+  for (const framework of FRAMEWORKS) {
+    const report = await validate(framework, controlBlock(`noncausal-${framework}`));
+    assert.equal(report.ok, false, framework);
+    assert.match(report.reason ?? '', /^causality: /, framework);
+  }
+});
+
+test('the split-scale control computes the baseline function under another program hash', () => {
+  const x = tf.randomNormal([B, T, D], 0, 1, 'float32', 6);
+  const baseline = baselineBlock('coefficient_dynamics');
+  const split = controlBlock('baseline-split-scale');
+  const worst = maxAbsDiff(outputOf(split, 42, x), outputOf(baseline, 42, x));
+  assert.ok(worst < TOL, `split scale differs from the baseline by ${worst}`);
+  assert.notEqual(makeProgram('coefficient_dynamics', split).hash, makeProgram('coefficient_dynamics', baseline).hash);
+  x.dispose();
+});
+
+test('offline provider: 20 iterations give 20 distinct blocks per framework, all passing the validator', async () => {
   for (const framework of FRAMEWORKS) {
     const got = await proposals(framework, 7, 20);
     assert.equal(new Set(got.map((p) => p.block)).size, 20, framework);
     for (const p of got) {
       assert.equal(p.provider, 'offline-catalogue');
       assert.ok(p.description.trim() && p.variantIds.length > 0, p.description);
-      assert.deepEqual(checkBlock(p.block), [], `${framework}: ${p.description}`);
+      await assertValid(framework, p.block, `${framework}: ${p.description}`);
     }
     const again = await proposals(framework, 7, 20);
     assert.deepEqual(again.map((p) => p.block), got.map((p) => p.block), `${framework}: same seed, same proposals`);
@@ -205,7 +211,7 @@ test('offline provider: once catalogue and compositions are used up it perturbs 
         const value = Number(new RegExp(`const ${k.name} = ([^;]+);`).exec(p.block)![1]);
         assert.ok(value >= k.min && value <= k.max, `${k.name} = ${value}`);
       }
-      assert.deepEqual(checkBlock(p.block), [], `${framework}: ${p.description}`);
+      await assertValid(framework, p.block, `${framework}: ${p.description}`);
     }
   }
   // A parent that declares knobs is perturbed itself.
@@ -218,16 +224,11 @@ test('offline provider: once catalogue and compositions are used up it perturbs 
 
 test('catalogue blocks, compositions and the controls type-check as framework programs', () => {
   // One ill-typed block rides along to show the check can fail: it must be the only error.
-  const illTyped = { framework: 'coefficient_dynamics' as Framework, block: UNIFORM_CONTROL_BLOCK.replace('tf.div(', 'tf.divide(') };
+  const illTyped = { framework: 'coefficient_dynamics' as Framework, block: controlBlock('causal-mean').replace('tf.div(', 'tf.divide(') };
   const programs = [
     illTyped,
-    ...offlineCandidates('coefficient_dynamics').map((c) => ({ framework: 'coefficient_dynamics' as Framework, block: c.block })),
-    ...offlineCandidates('test_time_regression').map((c) => ({ framework: 'test_time_regression' as Framework, block: c.block })),
-    ...offlineCandidates('matrix_mixer').map((c) => ({ framework: 'matrix_mixer' as Framework, block: c.block })),
-    ...FRAMEWORKS.flatMap((framework) => [
-      { framework, block: UNIFORM_CONTROL_BLOCK },
-      { framework, block: NONCAUSAL_BLOCK[framework] },
-    ]),
+    ...FRAMEWORKS.flatMap((framework) => offlineCandidates(framework).map((c) => ({ framework, block: c.block }))),
+    ...FRAMEWORKS.flatMap((framework) => [...VALID_CONTROLS, `noncausal-${framework}` as const].map((name) => ({ framework, block: controlBlock(name) }))),
   ];
   const errors = typeErrors(programs);
   assert.equal(errors.length, 1, errors.join('\n'));

@@ -7,9 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, defaultConfigPath, loadRunConfig } from '../config/load';
 import { EvoError } from '../core/errors';
-import { FRAMEWORKS } from '../core/program';
+import { baselineBlock, FRAMEWORKS } from '../core/program';
 import { profileSettings } from '../evaluator/profiles';
-import { baselineBlock } from '../propose/offline/catalogue';
 import { buildPrompt } from '../propose/llm/prompt';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-config-'));

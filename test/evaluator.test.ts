@@ -10,8 +10,8 @@ import { baselineProgram, makeProgram, FRAMEWORKS } from '../core/program';
 import { profileSettings } from '../evaluator/profiles';
 import { evaluateProgram, trainSize, trainingDir, trainingKey, type EvaluationResult } from '../evaluator/evaluate';
 import { prepareData } from '../evaluator/data/prepare';
-import { NONCAUSAL_BLOCK, UNIFORM_CONTROL_BLOCK } from '../propose/offline/catalogue';
 import { repoRoot } from '../core/paths';
+import { controlBlock, controlPath } from './helpers/controls';
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-eval-'));
 before(() => {
@@ -51,7 +51,7 @@ for (const framework of FRAMEWORKS) {
 
 test('the program is what trains: causal-mean attention loses to softmax at every size', async () => {
   const softmax = baselines.get('coefficient_dynamics') ?? (await evaluateProgram(baselineProgram('coefficient_dynamics'), smoke));
-  const uniform = await evaluateProgram(makeProgram('coefficient_dynamics', UNIFORM_CONTROL_BLOCK), smoke);
+  const uniform = await evaluateProgram(makeProgram('coefficient_dynamics', controlBlock('causal-mean')), smoke);
   assert.notEqual(uniform.programHash, softmax.programHash);
   for (const [i, u] of uniform.points.entries()) {
     assert.ok(u.valLoss > softmax.points[i].valLoss, `${u.size}: uniform ${u.valLoss} should be worse than softmax ${softmax.points[i].valLoss}`);
@@ -116,7 +116,7 @@ function writeFixture(name: string, text: string): string {
 
 test('a leaking (non-causal) block is refused before training, saying so', () => {
   const before = fs.existsSync(path.join(home, 'cache', 'train')) ? fs.readdirSync(path.join(home, 'cache', 'train')).length : 0;
-  const r = evo(['evaluate', '--framework', 'coefficient_dynamics', '--program', writeFixture('leak.ts', NONCAUSAL_BLOCK.coefficient_dynamics), '--profile', 'micro']);
+  const r = evo(['evaluate', '--framework', 'coefficient_dynamics', '--program', controlPath('noncausal-coefficient_dynamics'), '--profile', 'micro']);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /causal/i);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');

@@ -15,9 +15,9 @@ import { FakeOpenAi, TEMPERATURE_DIFF, completion } from './helpers/fake-openai'
 import * as controlActivities from '../activities/control';
 import { CONTROL_QUEUE, type RunSettings, type RunSummary, type IterationRecord } from '../contract';
 import { runSettings } from '../config/run-settings';
-import { NONCAUSAL_BLOCK, UNIFORM_CONTROL_BLOCK } from '../propose/offline/catalogue';
 import { repoRoot } from '../core/paths';
 import { startTestServer, type TestServer } from './helpers/temporal-server';
+import { controlBlock } from './helpers/controls';
 
 let server: TestServer;
 let bundle: WorkflowBundleWithSourceMap;
@@ -136,8 +136,8 @@ test('an evolution completes; a refused candidate is recorded as invalid and the
   const { runs } = useFolders('files');
   const candidates = path.join(scratch, 'files', 'candidates');
   fs.mkdirSync(candidates, { recursive: true });
-  fs.writeFileSync(path.join(candidates, '01-leaks-the-future.ts'), NONCAUSAL_BLOCK.coefficient_dynamics);
-  fs.writeFileSync(path.join(candidates, '02-causal-mean.ts'), UNIFORM_CONTROL_BLOCK);
+  fs.writeFileSync(path.join(candidates, '01-leaks-the-future.ts'), controlBlock('noncausal-coefficient_dynamics'));
+  fs.writeFileSync(path.join(candidates, '02-causal-mean.ts'), controlBlock('causal-mean'));
   const settings = microSettings({ iterations: 2, mutation: { provider: 'files', dir: candidates, maxAttempts: 1 } });
   const id = 'evo-test-files';
 
@@ -184,7 +184,7 @@ test('the cheap screen refuses a candidate worse than the baseline at the smalle
   useFolders('screen');
   const candidates = path.join(scratch, 'screen', 'candidates');
   fs.mkdirSync(candidates, { recursive: true });
-  fs.writeFileSync(path.join(candidates, '01-causal-mean.ts'), UNIFORM_CONTROL_BLOCK);
+  fs.writeFileSync(path.join(candidates, '01-causal-mean.ts'), controlBlock('causal-mean'));
   // The baseline's function under another hash: exactly as good, so it must pass a zero margin.
   const baseline = fs.readFileSync(path.join(repoRoot, 'frameworks', 'coefficient_dynamics.ts'), 'utf8');
   fs.writeFileSync(path.join(candidates, '02-baseline-renamed.ts'), baseline.replace('// EVOLVE-BLOCK-START\n', '// EVOLVE-BLOCK-START\n// the baseline, restated\n'));

@@ -2,7 +2,7 @@
 // (validate/dynamic.ts) in a sandboxed child. A bad candidate gives a report, never an exception.
 import * as path from 'node:path';
 import { EvoError, ProgramRejected } from '../core/errors';
-import { baselineProgram, transpileBlock, type Program } from '../core/program';
+import { baselineBlock, transpileBlock, type Program } from '../core/program';
 import { SandboxFailure } from '../sandbox/options';
 import { runInSandbox } from '../sandbox/run';
 import { DYNAMIC_CHECKS, type CheckResult, type DynamicInput, type DynamicReport } from './report';
@@ -98,7 +98,7 @@ export async function validateProgram(program: Program, spec: ValidationSpec, sc
 
   const input: DynamicInput = {
     block: program.block,
-    baselineBlock: baselineProgram(program.framework).block,
+    baselineBlock: baselineBlock(program.framework),
     spec: { dModel: spec.dModel, nHeads: spec.nHeads, seqLen: spec.seqLen, batch: spec.batch, timeMultiple: spec.timeMultiple },
   };
   let raw: unknown;

@@ -2,8 +2,9 @@
 // It keeps evolution usable without an API key and is the research control for LLM-guided search.
 import { createHash } from 'node:crypto';
 import { EvoError } from '../../core/errors';
-import type { Framework } from '../../core/program';
-import { baselineBlock, KNOBS, modifiersFor, variantsFor, type Knob } from './catalogue';
+import { baselineBlock, type Framework } from '../../core/program';
+import { KNOBS, variantsFor, type Knob } from './catalogue';
+import { modifiersFor } from './modifiers';
 import type { MutationProposal, MutationProvider, MutationRequest } from '../provider';
 
 export type { MutationProposal, MutationProvider, MutationRequest } from '../provider';
@@ -52,11 +53,11 @@ export function offlineCandidates(framework: Framework): Candidate[] {
   };
 
   for (const v of variants) {
-    add({ key: v.id, block: v.block, variantIds: [v.id], description: `${v.id}: ${v.title} (${v.reference}). ${v.idea}`, knobs: [...(v.knobs ?? [])] });
+    add({ key: v.id, block: v.block, variantIds: [v.id], description: `${v.id}: ${v.title} (${v.reference}). ${v.idea}`, knobs: [...v.knobs] });
   }
   const bases = [
     { ids: [] as string[], block: baselineBlock(framework), knobs: [] as Knob[] },
-    ...variants.filter((v) => !modifierIds.has(v.id)).map((v) => ({ ids: [v.id], block: v.block, knobs: [...(v.knobs ?? [])] })),
+    ...variants.filter((v) => !modifierIds.has(v.id)).map((v) => ({ ids: [v.id], block: v.block, knobs: [...v.knobs] })),
   ];
   const priors = [null, ...modifiers.filter((m) => m.kind === 'score-prior')];
   const gates = [null, ...modifiers.filter((m) => m.kind === 'output-gate')];
@@ -145,7 +146,7 @@ export class OfflineCatalogueProvider implements MutationProvider {
   private perturb(req: MutationRequest, seen: Set<string>, all: Candidate[]): MutationProposal {
     const parentKnobs = knobsIn(req.parentBlock);
     const parentIds = variantsFor(req.framework)
-      .filter((v) => v.knobs?.some((k) => parentKnobs.some((p) => p.name === k.name)))
+      .filter((v) => v.knobs.some((k) => parentKnobs.some((p) => p.name === k.name)))
       .map((v) => v.id);
     const withKnobs = all.filter((c) => c.knobs.length > 0);
     for (let attempt = 0; attempt < PERTURB_ATTEMPTS; attempt++) {
