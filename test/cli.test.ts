@@ -10,7 +10,7 @@ import type { CommandSpec } from '../cli/spec';
 
 /** Every command and its options, as users know them: the specs may not rename or drop any. */
 const EXPECTED: Record<string, string[]> = {
-  evaluate: ['framework', 'program', 'profile', 'json', 'corpus', 'vocab-size'],
+  evaluate: ['framework', 'program', 'profile', 'json', 'corpus', 'vocab-size', 'seeds', 'fitness'],
   validate: ['framework', 'program', 'profile', 'json'],
   up: ['devices'],
   down: [],

@@ -11,6 +11,7 @@ import { profileSettings } from '../evaluator/profiles';
 import { evaluateProgram, trainSize, trainingDir, trainingKey, type EvaluationResult } from '../evaluator/evaluate';
 import { prepareData } from '../evaluator/data/prepare';
 import { repoRoot } from '../core/paths';
+import { DEFAULT_FITNESS, selectAgainstParent } from '../score/select';
 import { controlBlock, controlPath } from './helpers/controls';
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-eval-'));
@@ -25,7 +26,9 @@ const baselines = new Map<string, EvaluationResult>();
 for (const framework of FRAMEWORKS) {
   test(`the ${framework} baseline trains on the smoke profile to a loss well below ln(vocabulary)`, async () => {
     const leaks: number[][] = [];
-    const r = await evaluateProgram(baselineProgram(framework), smoke, {
+    // Every seed for the baseline the known-answer tests below score against; one for the others.
+    const settings = framework === 'coefficient_dynamics' ? smoke : { ...smoke, seeds: smoke.seeds.slice(0, 1) };
+    const r = await evaluateProgram(baselineProgram(framework), settings, {
       onProgress: (p) => {
         if (p.event === 'eval' && p.tensors !== undefined) (leaks[smoke.sizes.findIndex((s) => s.name === p.size)] ??= []).push(p.tensors);
       },
@@ -49,13 +52,35 @@ for (const framework of FRAMEWORKS) {
   });
 }
 
-test('the program is what trains: causal-mean attention loses to softmax at every size', async () => {
-  const softmax = baselines.get('coefficient_dynamics') ?? (await evaluateProgram(baselineProgram('coefficient_dynamics'), smoke));
-  const uniform = await evaluateProgram(makeProgram('coefficient_dynamics', controlBlock('causal-mean')), smoke);
-  assert.notEqual(uniform.programHash, softmax.programHash);
-  for (const [i, u] of uniform.points.entries()) {
-    assert.ok(u.valLoss > softmax.points[i].valLoss, `${u.size}: uniform ${u.valLoss} should be worse than softmax ${softmax.points[i].valLoss}`);
-  }
+// Known answers for the number that decides: what is worse must score worse, with confidence, and
+// what is the same function must not be called better.
+for (const name of ['causal-mean', 'self-only'] as const) {
+  test(`the fitness ranks the ${name} control below softmax at every size, with an interval below 0, and selection refuses it`, async () => {
+    const r = await evaluateProgram(makeProgram('coefficient_dynamics', controlBlock(name)), smoke);
+    assert.ok(smoke.seeds.length >= 5, 'the smoke profile trains at least five seeds');
+    assert.notEqual(r.programHash, r.baseline.programHash);
+    for (const [i, p] of r.points.entries()) {
+      const b = r.baseline.points[i];
+      assert.ok(p.valLoss > b.valLoss, `${p.size}: ${name} ${p.valLoss.toFixed(4)} should be worse than softmax ${b.valLoss.toFixed(4)}`);
+    }
+    const [lo, hi] = r.score.fitnessCi;
+    assert.ok(r.score.fitness < 0 && hi < 0, `${name}: fitness ${r.score.fitness} [${lo}, ${hi}] should lie below 0`);
+    // The noise is small next to the effect: the interval's half-width is at most a tenth of the gap.
+    if (name === 'causal-mean') assert.ok((hi - lo) / 2 <= Math.abs(r.score.fitness) / 10, `half-width ${(hi - lo) / 2} vs gap ${r.score.fitness}`);
+    const selection = selectAgainstParent(r.points, r.baseline.points, r.baseline.points, smoke.fitAxis, DEFAULT_FITNESS);
+    assert.equal(selection.accept, false);
+    assert.match(selection.decision, /^worse than the parent: Δ −/);
+  });
+}
+
+test('a numerically different copy of the baseline (q and k each scaled by d^−¼) gets an interval containing 0 and is not accepted over it', async () => {
+  const r = await evaluateProgram(makeProgram('coefficient_dynamics', controlBlock('baseline-split-scale')), smoke);
+  assert.notEqual(r.programHash, r.baseline.programHash, 'a different program');
+  const [lo, hi] = r.score.fitnessCi;
+  assert.ok(lo <= 0 && 0 <= hi, `fitness ${r.score.fitness} [${lo}, ${hi}] should contain 0`);
+  const selection = selectAgainstParent(r.points, r.baseline.points, r.baseline.points, smoke.fitAxis, DEFAULT_FITNESS);
+  assert.equal(selection.accept, false, selection.decision);
+  assert.match(selection.decision, /^not distinguishable from the parent/);
 });
 
 for (const backend of ['wasm', 'cpu']) {

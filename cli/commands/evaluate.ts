@@ -73,7 +73,7 @@ export function fitnessMode(text: string): FitnessMode {
 
 export const evaluate: CommandSpec = {
   name: 'evaluate',
-  summary: 'train every size of a baseline or program file; print losses, the scaling-law fit, fitness',
+  summary: 'train a program and its baseline at every size and seed; print losses, the paired fitness with its interval',
   options: [
     frameworkOption,
     { name: 'program', type: 'string', value: '<file>', description: 'a whole framework file or just its EVOLVE-BLOCK; default: the baseline' },
