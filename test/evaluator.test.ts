@@ -160,16 +160,41 @@ test('a block with a syntax error or the wrong output shape gets a one-line erro
   for (const r of [syntax, shape]) assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
 });
 
-test('evo evaluate --json prints the fit and per-size points of the baseline', () => {
-  const r = evo(['evaluate', '--framework', 'matrix_mixer', '--profile', 'micro', '--json']);
+test('evo evaluate --json prints per-size points by seed, the fit, the fitness with its interval and the seed slope beside it', () => {
+  const r = evo(['evaluate', '--framework', 'matrix_mixer', '--profile', 'micro', '--seeds', '2', '--fitness', 'param_multiplier', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.framework, 'matrix_mixer');
   assert.match(out.programHash, /^[0-9a-f]{16}$/);
   assert.equal(out.points.length, 3);
-  for (const p of out.points) for (const k of ['size', 'nonEmbeddingParams', 'totalParams', 'valLoss', 'steps']) assert.ok(k in p, k);
+  assert.deepEqual(out.seeds, [1234, 1235]);
+  for (const p of out.points) {
+    for (const k of ['size', 'nonEmbeddingParams', 'totalParams', 'valLoss', 'steps', 'msPerStep', 'peakBytes']) assert.ok(k in p, k);
+    assert.equal(p.valLossBySeed.length, 2);
+    assert.equal(p.valLoss, (p.valLossBySeed[0] + p.valLossBySeed[1]) / 2);
+  }
   for (const k of ['intercept', 'slope', 'r2', 'slopeStdErr']) assert.ok(k in out.fit, k);
-  assert.equal(out.fitness, -out.fit.slope);
+  // The baseline evaluated: it is its own reference, so every relative fitness is exactly 0.
+  assert.equal(out.baseline.programHash, out.programHash);
+  assert.equal(out.fitnessMode, 'param_multiplier');
+  assert.equal(out.fitness, 0);
+  assert.deepEqual(out.fitnessCi, [0, 0]);
+  assert.equal(out.seedSlope.fitness, -out.fit.slope);
+  assert.ok(out.seedSlope.ci[0] <= out.seedSlope.ci[1]);
+  assert.ok(out.data.passes > 0);
+});
+
+test('bad --seeds and --fitness values are one-line errors', () => {
+  for (const [args, pattern] of [
+    [['--seeds', '0'], /--seeds: a count from 1 to 64/],
+    [['--seeds', '1,1'], /seeds repeat: 1, 1/],
+    [['--fitness', 'vibes'], /--fitness must be one of slope, loss_delta, param_multiplier, extrapolated/],
+  ] as const) {
+    const r = evo(['evaluate', '--framework', 'matrix_mixer', '--profile', 'micro', ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, pattern);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  }
 });
 
 test('a missing corpus path is a one-line error and leaves the data cache intact', () => {
