@@ -1,8 +1,8 @@
 // Data preparation on the control queue: corpus → tokenizer → token files, once per run.
 import { prepareData as prepareDataLib } from '../evaluator/data/prepare';
 import type { DataSpec, PreparedData } from '../contract';
-import { userErrorsAreFinal } from './errors';
+import { underFailureRule } from './errors';
 
 export async function prepareData(spec: DataSpec): Promise<PreparedData> {
-  return userErrorsAreFinal(() => prepareDataLib(spec));
+  return underFailureRule(() => prepareDataLib(spec));
 }

@@ -10,7 +10,7 @@ import { ReplyRefused } from '../propose/llm/reply';
 import { LlmError } from '../propose/llm/openai';
 import { emptyTotals, totalsOf } from '../propose/llm/ledger';
 import type { AttemptRecord, Candidate, IterationRecord, RunSettings } from '../contract';
-import { userErrorsAreFinal } from './errors';
+import { underFailureRule } from './errors';
 
 export interface ProposeInput {
   runId: string;
@@ -93,7 +93,7 @@ export async function proposeCandidate(input: ProposeInput): Promise<Candidate> 
     saveProgram(input.runId, program);
     return { programHash: program.hash, description: `${framework} baseline (causal softmax attention)`, provider: 'baseline', usage: emptyTotals() };
   }
-  return userErrorsAreFinal(async () => {
+  return underFailureRule(async () => {
     const { provider, notice } = chooseProvider(settings);
     if (!noticesLogged.has(notice)) {
       noticesLogged.add(notice);
@@ -118,7 +118,10 @@ export async function proposeCandidate(input: ProposeInput): Promise<Candidate> 
     } catch (err) {
       // A reply that cannot become a program is a refused attempt, not a failed step.
       if (err instanceof ReplyRefused) return { programHash: null, description: `${provider.name} reply`, provider: provider.name, refused: err.message, usage: totalsOf(err.usage) };
-      if (err instanceof LlmError && err.retryable) throw ApplicationFailure.retryable(err.message, err.code);
+      // The failed calls' usage travels with the failure, so the run's totals still count it.
+      if (err instanceof LlmError) {
+        throw ApplicationFailure.create({ message: err.message, type: err.code, nonRetryable: !err.retryable, details: [{ usage: totalsOf(err.usage) }] });
+      }
       throw err;
     }
     const program = makeProgram(framework, proposal.block);

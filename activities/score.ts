@@ -3,7 +3,7 @@
 import { writeIterationRecord } from '../archive';
 import { scoreAgainstBaseline, selectAgainstParent, sizePoints } from '../score/select';
 import type { IterationRecord, RunSettings, SeedRun, SizePoint } from '../contract';
-import { userErrorsAreFinal } from './errors';
+import { underFailureRule } from './errors';
 
 export interface ScoreInput {
   runId: string;
@@ -17,7 +17,7 @@ export interface ScoreInput {
 }
 
 export async function scoreCandidate(input: ScoreInput): Promise<IterationRecord> {
-  return userErrorsAreFinal(async () => {
+  return underFailureRule(async () => {
     const { settings, baselinePoints } = input;
     const ev = settings.evaluator;
     const points = sizePoints(input.runs, ev.sizes.map((s) => s.name), ev.seeds);

@@ -1,11 +1,10 @@
 // The training activity, run by device workers (one training at a time each). Training happens
 // in a sandboxed child process; this process only heartbeats, so heartbeats never stall and a
 // crashing candidate cannot take the worker down. A retry resumes from the size's checkpoint.
-import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import { loadProgram } from '../archive';
 import { trainSize as trainSizeLib } from '../evaluator/evaluate';
-import { EvoError, ProgramRejected } from '../core/errors';
-import { SandboxFailure } from '../sandbox/options';
+import { underFailureRule } from './errors';
 import type { PreparedData } from '../evaluator/data/prepare';
 import type { EvaluatorSettings, SizeSpec } from '../evaluator/profiles';
 import type { Framework } from '../core/program';
@@ -40,25 +39,22 @@ export async function trainSize(input: TrainSizeInput): Promise<SeedRun> {
   beat();
   const timer = setInterval(beat, 2000);
   try {
-    const program = loadProgram(input.runId, input.framework, input.programHash);
-    const r = await trainSizeLib(program, input.size, input.evaluator, input.data, input.seed, {
-      env: deviceEnv(),
-      signal: ctx.cancellationSignal,
-      wallTimeoutMs: Math.max(60_000, ctx.info.startToCloseTimeoutMs),
-      onProgress: (p) => {
-        if (p.event === 'start' && p.resumedFromStep > 0) log.info('resuming training from checkpoint', { size: p.size, step: p.resumedFromStep });
-        last = p;
-      },
+    // The one failure rule (errors.ts): a cancelled or shut-down worker's attempt is retried and resumes
+    // from the size's checkpoint; a diverged, too slow or crashing candidate is final (CandidateFailed).
+    return await underFailureRule(async () => {
+      const program = loadProgram(input.runId, input.framework, input.programHash);
+      const r = await trainSizeLib(program, input.size, input.evaluator, input.data, input.seed, {
+        env: deviceEnv(),
+        signal: ctx.cancellationSignal,
+        wallTimeoutMs: Math.max(60_000, ctx.info.startToCloseTimeoutMs),
+        onProgress: (p) => {
+          if (p.event === 'start' && p.resumedFromStep > 0) log.info('resuming training from checkpoint', { size: p.size, step: p.resumedFromStep });
+          last = p;
+        },
+      });
+      const { attentionParams: _a, wallSeconds: _w, cached: _c, ...run } = r;
+      return run;
     });
-    const { attentionParams: _a, wallSeconds: _w, cached: _c, ...run } = r;
-    return run;
-  } catch (err) {
-    // The candidate's fault (diverged, too slow, crashed its process): final, recorded as invalid.
-    if (err instanceof ProgramRejected || (err instanceof SandboxFailure && err.kind !== 'killed')) {
-      throw ApplicationFailure.nonRetryable(err.message, 'CandidateFailed');
-    }
-    if (err instanceof EvoError) throw ApplicationFailure.nonRetryable(err.message, err.code);
-    throw err;
   } finally {
     clearInterval(timer);
   }

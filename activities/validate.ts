@@ -1,10 +1,11 @@
 // Validating a candidate on the control queue: static checks, then the sandboxed dynamic checks.
 import * as path from 'node:path';
+import { Context } from '@temporalio/activity';
 import { loadProgram, runDir } from '../archive';
 import { validateProgram } from '../validate';
 import { validationSpec } from '../config/run-settings';
 import type { Framework, RunSettings } from '../contract';
-import { userErrorsAreFinal } from './errors';
+import { underFailureRule } from './errors';
 
 export interface ValidateInput {
   runId: string;
@@ -20,12 +21,13 @@ export interface ValidationOutcome {
 }
 
 export async function validateCandidate(input: ValidateInput): Promise<ValidationOutcome> {
-  return userErrorsAreFinal(async () => {
+  return underFailureRule(async () => {
     const program = loadProgram(input.runId, input.framework, input.programHash);
     const report = await validateProgram(
       program,
       validationSpec(input.settings.evaluator, input.settings.validation),
       path.join(runDir(input.runId), 'scratch', `validate-${program.hash}`),
+      Context.current().cancellationSignal,
     );
     return { ok: report.ok, reason: report.reason, blockParams: report.blockParams };
   });

@@ -135,6 +135,10 @@ export interface FitSummary {
 
 export const CONTROL_QUEUE = 'evoscale-control';
 export const TRAIN_QUEUE = 'evoscale-train';
+/** The failure type of a candidate's own fault in a step (activities/errors.ts): final, and the workflow records the candidate as invalid. */
+export const CANDIDATE_FAILED = 'CandidateFailed';
+/** The failure type of an iteration that failed; its details hold `{ usage }`, the LLM usage it had paid for. */
+export const ITERATION_FAILED = 'IterationFailed';
 
 export interface MutationSettings {
   /** 'offline': the published-variant catalogue; 'files': replay blocks from a folder, in name order. */

@@ -1,6 +1,6 @@
 // What a caller hands runInSandbox (run.ts) and the error it gets back when the sandboxed task fails.
 // Kept apart so isolation.ts and run.ts can both use them without importing each other.
-import { EvoError } from '../core/errors';
+import { EvoError, type ErrorFault } from '../core/errors';
 
 export interface SandboxOptions {
   /** Absolute path of a compiled .js entry that calls serveSandboxedTask. */
@@ -34,14 +34,20 @@ export interface SandboxOptions {
 
 export type SandboxFailureKind = 'timeout' | 'memory' | 'crashed' | 'killed' | 'task-error';
 
-/** The sandboxed task did not return a result. `stderrTail` holds the end of the child's stderr. */
+/**
+ * The sandboxed task did not return a result. `stderrTail` holds the end of the child's stderr.
+ * `fault` says whose fault it was: by default a kill (`killed`: our abort, or a signal from outside such
+ * as the kernel's OOM killer) is the infrastructure's and is retried; a timeout, a crash, a task error or
+ * running over the sandbox's own memory limit is the candidate's. run.ts states it where that differs.
+ */
 export class SandboxFailure extends EvoError {
   constructor(
     message: string,
     readonly kind: SandboxFailureKind,
     readonly stderrTail = '',
+    fault: ErrorFault = kind === 'killed' ? 'infrastructure' : 'candidate',
   ) {
-    super(message, 'SANDBOX_FAILURE');
+    super(message, 'SANDBOX_FAILURE', fault);
     this.name = 'SandboxFailure';
   }
 }

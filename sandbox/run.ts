@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Readable } from 'node:stream';
-import { EvoError, ProgramRejected } from '../core/errors';
+import { EvoError, ProgramRejected, type ErrorFault } from '../core/errors';
 import type { ChildMessage } from './child';
 import { commandLine, isolationPlan, sandboxAccess, type IsolationPlan, type SandboxAccess } from './isolation';
 import { SandboxFailure, type SandboxOptions } from './options';
@@ -78,6 +78,8 @@ class SandboxRun<T> {
   private pendingBytes = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private watchdog: NodeJS.Timeout | undefined;
+  /** The largest resident size the watchdog saw, in MB. */
+  private peakRssMb = 0;
 
   constructor(
     private readonly opts: SandboxOptions,
@@ -127,6 +129,7 @@ class SandboxRun<T> {
     if (memoryMb !== undefined) {
       this.watchdog = setInterval(() => {
         const rss = this.child.pid === undefined ? 0 : treeRssMb(this.child.pid);
+        this.peakRssMb = Math.max(this.peakRssMb, rss);
         if (rss > memoryMb) {
           this.failWith(new SandboxFailure(`candidate process exceeded the ${memoryMb} MB memory limit (resident ${Math.round(rss)} MB)`, 'memory', this.stderrTail));
         }
@@ -249,23 +252,35 @@ class SandboxRun<T> {
   private taskFailure(message: string, check: string | undefined): Error {
     if (check !== undefined) return new ProgramRejected(message, check);
     if (OOM_PATTERN.test(message)) {
-      return new SandboxFailure(`candidate process ran out of memory${this.limitText()}: ${message}`, 'memory', this.stderrTail);
+      return new SandboxFailure(`candidate process ran out of memory${this.limitText()}: ${message}`, 'memory', this.stderrTail, this.memoryFault());
     }
     return new SandboxFailure(message, 'task-error', this.stderrTail);
   }
 
   /** The child ended without an outcome or a failure of ours: say how, from its exit and its stderr. */
   private exitFailure(): SandboxFailure {
-    if (OOM_PATTERN.test(this.stderrTail)) return new SandboxFailure(`candidate process ran out of memory${this.limitText()}`, 'memory', this.stderrTail);
+    if (OOM_PATTERN.test(this.stderrTail)) return new SandboxFailure(`candidate process ran out of memory${this.limitText()}`, 'memory', this.stderrTail, this.memoryFault());
     let signal: string | undefined = this.exitSignal ?? undefined;
     const code = this.exitCode;
     // The namespace's shell init reports node's death by signal n as exit status 128 + n.
     if (!signal && this.plan.isolation.pidNamespace && code !== null && code > 128 && code < 128 + 65) {
       signal = signalName(code - 128);
     }
-    if (signal === 'SIGKILL') return new SandboxFailure('candidate process was killed (out of memory?)', 'killed', this.stderrTail);
+    // Not our kill (ours set a failure first): the kernel's OOM killer or an operator. It is the
+    // candidate's fault only when the child was already near its own memory limit.
+    if (signal === 'SIGKILL') return new SandboxFailure('candidate process was killed (out of memory?)', 'killed', this.stderrTail, this.nearLimit() ? 'candidate' : 'infrastructure');
     if (signal) return new SandboxFailure(`candidate process crashed with ${signal} before returning a result`, 'crashed', this.stderrTail);
     return new SandboxFailure(`candidate process exited with code ${code} before returning a result`, 'crashed', this.stderrTail);
+  }
+
+  /** Out of memory under the sandbox's own limit is the candidate's doing; without one, the machine ran out. */
+  private memoryFault(): ErrorFault {
+    return this.opts.memoryMb !== undefined ? 'candidate' : 'infrastructure';
+  }
+
+  /** The watchdog saw the child at half its memory limit or more. */
+  private nearLimit(): boolean {
+    return this.opts.memoryMb !== undefined && this.peakRssMb >= this.opts.memoryMb / 2;
   }
 
   private limitText(): string {

@@ -81,9 +81,10 @@ function trustedReport(raw: unknown, checks: CheckResult[]): ValidationReport {
 /**
  * Validates a program's block: syntax and static checks here, then the dynamic checks in the sandbox with
  * the framework's baseline timed alongside. Returns ok: false with a reason for a bad candidate; throws only
- * for infrastructure problems (bad spec, a sandbox that cannot start, a broken baseline).
+ * for infrastructure problems (bad spec, a sandbox that cannot start, a broken baseline, a cancelled or
+ * externally killed child). `signal` cancels: the child is killed.
  */
-export async function validateProgram(program: Program, spec: ValidationSpec, scratchDir: string): Promise<ValidationReport> {
+export async function validateProgram(program: Program, spec: ValidationSpec, scratchDir: string, signal?: AbortSignal): Promise<ValidationReport> {
   checkSpec(spec);
   const checks: CheckResult[] = [];
   try {
@@ -109,10 +110,12 @@ export async function validateProgram(program: Program, spec: ValidationSpec, sc
       scratchDir,
       wallTimeoutMs: spec.wallTimeoutMs,
       memoryMb: spec.memoryMb ?? DEFAULT_MEMORY_MB,
+      signal,
     });
   } catch (err) {
     if (err instanceof ProgramRejected) return refused(checks, err.check, err.message);
-    if (err instanceof SandboxFailure) {
+    // A child killed by our cancellation or by the kernel away from its limit says nothing about the candidate.
+    if (err instanceof SandboxFailure && !err.retryable) {
       if (err.kind === 'timeout') return refused(checks, 'timeout', `timeout: validation ${err.message.replace(/^candidate process /, '')} (the block is too slow or never returns)`);
       if (err.kind === 'memory' || err.kind === 'killed') return refused(checks, 'memory', `memory: ${err.message}`);
       if (err.kind === 'crashed') return refused(checks, 'crash', `crash: ${err.message}`);

@@ -16,6 +16,10 @@ export async function createControlWorker(): Promise<Worker> {
     activities,
     // Validation runs candidates in child processes; two at once keep two cores busy.
     maxConcurrentActivityTaskExecutions: 2,
+    // SIGTERM (`evo down`) cancels running activities at once (a validation's child is killed) and reports
+    // them failed, so the next control worker retries them instead of waiting out their timeout.
+    shutdownGraceTime: 0,
+    shutdownForceTime: '10 seconds',
     identity: `control@${require('node:os').hostname()}:${process.pid}`,
   });
 }

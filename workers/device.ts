@@ -30,6 +30,12 @@ async function main(): Promise<void> {
     taskQueue: TRAIN_QUEUE,
     activities: { trainSize: training.trainSize },
     maxConcurrentActivityTaskExecutions: 1,
+    // SIGTERM (`evo down`) cancels the training at once: its child is killed and the attempt is reported
+    // failed (activities/errors.ts), so the server retries it right away on another or the next device
+    // worker, which resumes from the size's checkpoint. Never wait out a training that may run for hours;
+    // exit well before `evo down` would SIGKILL.
+    shutdownGraceTime: 0,
+    shutdownForceTime: '10 seconds',
     identity: `device-${label}@${os.hostname()}:${process.pid}`,
   });
   console.log(`evoscale device worker ${label} on task queue ${TRAIN_QUEUE} (pid ${process.pid})`);

@@ -2,12 +2,13 @@
 // `iteration` child per step, keeping the best (population 1, as in the seed); a `status` query,
 // pause/resume/stop signals, search attributes and continue-as-new.
 // Deterministic code only: randomness, time and I/O live in activities.
-import { ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, executeChild, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, executeChild, patched, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { EvolutionInput, IterationRecord, RunSummary } from '../contract';
 import { addTotals, budgetExceeded, budgetMessage, emptyTotals } from '../propose/llm/ledger';
 import { EvoBestFitness, EvoFramework, EvoIteration, EvoStatus } from '../contract/search-attributes';
 import { controlActivities } from './activities';
 import { iteration } from './iteration';
+import { usageOfFailure, USAGE_OF_FAILED_ITERATIONS } from './failures';
 
 export const statusQuery = defineQuery<RunSummary>('status');
 export const pauseSignal = defineSignal('pause');
@@ -99,6 +100,9 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
         ],
       });
     } catch (err) {
+      // What a failed iteration paid for still counts (and against the budget).
+      const paidFor = usageOfFailure(err);
+      if (paidFor && patched(USAGE_OF_FAILED_ITERATIONS)) summary.usage = addTotals(summary.usage, paidFor);
       // The LLM refusing our credentials, quota or request needs a person, not a retry storm:
       // pause with the reason, and rerun this iteration on `resume` once the worker is fixed.
       const llm = llmFailure(err);

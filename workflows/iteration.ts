@@ -1,11 +1,12 @@
 // One iteration of an evolution run (child workflow `<runId>/iter-NNN`): propose with bounded re-tries →
 // validate → train every size in parallel on the training queue → fit → select.
 // Deterministic code only: randomness, time and I/O live in activities.
-import { ApplicationFailure, proxyActivities, ActivityFailure } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, ActivityFailure, isCancellation, patched } from '@temporalio/workflow';
 import type * as training from '../activities/train';
 import type { ValidationOutcome } from '../activities/validate';
 import { screenEvaluator } from '../evaluator/profiles';
 import {
+  CANDIDATE_FAILED,
   TRAIN_QUEUE,
   type AttemptRecord,
   type EvaluatorSettings,
@@ -16,6 +17,7 @@ import {
 } from '../contract';
 import { addTotals, emptyTotals, type UsageTotals } from '../propose/llm/ledger';
 import { controlActivities } from './activities';
+import { failedWithUsage, usageOfFailure, USAGE_OF_FAILED_ITERATIONS } from './failures';
 
 function fmtParams(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
@@ -27,12 +29,24 @@ function approxParams(d: number, layers: number): number {
 }
 
 export async function iteration(input: IterationInput): Promise<IterationRecord> {
+  const paid = { usage: emptyTotals() };
+  try {
+    return await runIteration(input, paid);
+  } catch (err) {
+    // An iteration that fails (an LLM refusing us after paid attempts, a step out of retries) still
+    // reports what it paid for: the evolution adds it to the run's totals.
+    if (isCancellation(err) || !patched(USAGE_OF_FAILED_ITERATIONS)) throw err;
+    throw failedWithUsage(err, addTotals(paid.usage, usageOfFailure(err)));
+  }
+}
+
+/** The iteration itself; `paid.usage` holds the LLM usage of every proposal so far. */
+async function runIteration(input: IterationInput, paid: { usage: UsageTotals }): Promise<IterationRecord> {
   const { settings, runId } = input;
   const ev = settings.evaluator;
   const label = `iteration ${input.iteration}`;
   const failedAttempts: AttemptRecord[] = [];
   const history = [...input.history];
-  let usage: UsageTotals = emptyTotals();
   let candidate: ValidationOutcome & { programHash: string | null; description: string } = { ok: false, programHash: null, description: '' };
   const attempts = input.iteration === 0 ? 1 : settings.mutation.maxAttempts;
   for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -45,7 +59,7 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
       proposalIndex: input.proposalIndex + attempt - 1,
       failedAttempts,
     });
-    usage = addTotals(usage, proposal.usage);
+    paid.usage = addTotals(paid.usage, proposal.usage);
     if (proposal.programHash === null) {
       const reason = proposal.refused ?? 'the reply held no program';
       candidate = { ok: false, reason, programHash: null, description: proposal.description };
@@ -75,7 +89,7 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
     fitness: null,
     failedAttempts,
     proposals: input.iteration === 0 ? 0 : failedAttempts.length + (candidate.ok ? 1 : 0),
-    usage,
+    usage: paid.usage,
   };
   if (!candidate.ok || candidate.programHash === null) {
     if (input.iteration === 0) throw ApplicationFailure.nonRetryable(`the ${settings.framework} baseline failed validation: ${candidate.reason}`, 'BaselineInvalid');
@@ -90,7 +104,7 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
       taskQueue: TRAIN_QUEUE,
       startToCloseTimeout: `${settings.trainTimeoutH} hours`,
       heartbeatTimeout: `${settings.heartbeatTimeoutS} seconds`,
-      retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 20, nonRetryableErrorTypes: ['CandidateFailed'] },
+      retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 20, nonRetryableErrorTypes: [CANDIDATE_FAILED] },
       summary: `${what} ${size.name} (~${fmtParams(approxParams(size.dModel, size.nLayers))} params), seed ${seed}, ${evaluator.training.steps} steps`,
     }).trainSize({ runId, framework: settings.framework, programHash: hash, size, seed, evaluator, data: input.data });
   let runs: SeedRun[];
@@ -111,7 +125,7 @@ export async function iteration(input: IterationInput): Promise<IterationRecord>
     runs = await Promise.all(ev.seeds.flatMap((seed) => ev.sizes.map((size) => train(programHash, size, seed, ev, 'train'))));
   } catch (err) {
     // A candidate that diverges, times out or crashes during training is invalid, not fatal.
-    if (input.iteration > 0 && err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CandidateFailed') {
+    if (input.iteration > 0 && err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === CANDIDATE_FAILED) {
       record.error = `training failed: ${err.cause.message}`;
       await controlActivities(`${label}: record invalid`).recordIteration({ runId, record });
       return record;

@@ -22,11 +22,10 @@ export type LlmErrorCode = 'LLM_AUTH' | 'LLM_BAD_REQUEST' | 'LLM_QUOTA' | 'LLM_U
  * transiently and may be retried later. `usage` holds the failed calls.
  */
 export class LlmError extends EvoError {
-  readonly retryable: boolean;
   constructor(message: string, code: LlmErrorCode, readonly usage: LlmUsage) {
-    super(message, code);
+    // Every model down is the infrastructure's (retried); keys, quota and settings need a person.
+    super(message, code, code === 'LLM_UNAVAILABLE' ? 'infrastructure' : 'user');
     this.name = 'LlmError';
-    this.retryable = code === 'LLM_UNAVAILABLE';
   }
 }
 

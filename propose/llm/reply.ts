@@ -28,7 +28,7 @@ export class ReplyRefused extends EvoError {
     /** The reply's text (cut to MAX_KEPT_REPLY characters), for the archive. */
     readonly reply?: string,
   ) {
-    super(message, 'REPLY_REFUSED');
+    super(message, 'REPLY_REFUSED', 'candidate');
     this.name = 'ReplyRefused';
   }
 
