@@ -110,7 +110,7 @@ function useFolders(name: string): { home: string; runs: string; settings: RunSe
   process.env.EVOSCALE_HOME = home;
   process.env.EVOSCALE_RUNS_DIR = runs;
   const s = runSettings({ framework: 'coefficient_dynamics', profile: 'micro', iterations: 1, heartbeatTimeoutS: 60 });
-  s.evaluator.training = { ...s.evaluator.training, steps: 300, checkpointEvery: 10, evalEvery: 300 };
+  s.evaluator.training = { ...s.evaluator.training, steps: 100, checkpointEvery: 10, evalEvery: 100 };
   // A long heartbeat timeout: a retry after a graceful stop must not wait for it (see lastFailure below).
   return { home, runs, settings: { ...s, mutation: { provider: 'files', dir: candidates, maxAttempts: 1 } } };
 }
