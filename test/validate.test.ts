@@ -2,12 +2,14 @@
 // The hostile fixture corpus (test/fixtures/hostile/) runs in test/hostile.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { validateProgram, staticFindings, type ValidationReport, type ValidationSpec } from '../validate';
 import { DYNAMIC_CHECKS } from '../validate/report';
-import { baselineProgram, FRAMEWORKS, makeProgram } from '../core/program';
+import { baselineProgram, FRAMEWORKS, makeProgram, type Program } from '../core/program';
+import { CATALOGUE } from '../propose/offline/catalogue';
 
 const SPEC: ValidationSpec = { dModel: 32, nHeads: 4, seqLen: 16, batch: 2, timeMultiple: 4, wallTimeoutMs: 30_000 };
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-validate-test-'));
@@ -95,6 +97,78 @@ test('a block that never returns is stopped by the wall clock', async () => {
   const report = await validate('function attention(tf, ctx, x) {\n  for (;;) {}\n}\n', { ...SPEC, wallTimeoutMs: 4000 });
   assert.equal(failedCheck(report), 'timeout');
   assert.equal(report.reason, 'timeout: validation exceeded the 4 s wall-clock limit (the block is too slow or never returns)');
+});
+
+test('a block that never returns is killed when one call runs past its budget, long before the wall clock', async () => {
+  // The budget is timeMultiple × the baseline's step, at least 20 s; the wall clock (120 s) is only the backstop.
+  const report = await validate('function attention(tf, ctx, x) {\n  for (;;) {}\n}\n', { ...SPEC, wallTimeoutMs: 120_000 });
+  assert.equal(report.ok, false);
+  assert.equal(failedCheck(report), 'time');
+  assert.match(
+    report.reason ?? '',
+    /^time: a call of the block ran past its 20 s budget \(4× the baseline's [\d.]+ ms forward\+backward, at least 20 s\) and was killed \(the block is too slow or never returns\)$/,
+  );
+});
+
+test('a block doing many times the baseline\'s work is refused by time, with the counts', async () => {
+  // T² matmuls of a T×T matrix per call: many times the baseline's kernel calls and FLOPs.
+  const block = `function attention(tf, ctx, x) {
+  const [B, T, D] = x.shape;
+  const W = ctx.param('W', [D, D], 'glorot');
+  const v = tf.reshape(tf.matMul(tf.reshape(x, [B * T, D]), W), [B, T, D]);
+  const a = tf.div(ctx.causalMask, tf.sum(ctx.causalMask, -1, true));
+  let m = a;
+  for (let i = 0; i < T * T; i++) m = tf.matMul(m, a);
+  return tf.matMul(tf.broadcastTo(m, [B, T, T]), v);
+}
+`;
+  const report = await validate(block);
+  assert.equal(failedCheck(report), 'time');
+  assert.match(report.reason ?? '', /^time: one forward\+backward at \(B, T, D\) = \(2, 16, 32\) counts [\d.]+× the baseline's work \(limit 4×\): \d+ kernel calls and [\d.e+-]+ MFLOP against \d+ and [\d.e+-]+ MFLOP$/);
+});
+
+test('valid programs pass while two busy processes load every core', { timeout: 15 * 60_000 }, async () => {
+  // The time check counts work instead of timing it, and a call's budget has a floor of seconds: load
+  // from other processes must not refuse a valid block. No wall times are asserted.
+  const ids = ['mm-forgetting-semiseparable', 'ttr-ridge', 'cd-differential', 'mm-hyena'];
+  const programs: [string, Program][] = [
+    ...FRAMEWORKS.map((framework): [string, Program] => [`baseline ${framework}`, baselineProgram(framework)]),
+    ...ids.map((id): [string, Program] => {
+      const variant = CATALOGUE.find((v) => v.id === id);
+      assert.ok(variant, `no catalogue variant ${id}`);
+      return [id, makeProgram(variant.framework, variant.block)];
+    }),
+  ];
+  const busy: ChildProcess[] = [];
+  const stopBusy = (): void => {
+    for (const p of busy) p.kill('SIGKILL');
+  };
+  process.once('exit', stopBusy); // should the test process die first
+  try {
+    for (let i = 0; i < 2; i++) busy.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+    for (const [name, program] of programs) {
+      const report = await validateProgram(program, { ...SPEC, wallTimeoutMs: 300_000 }, scratch);
+      assert.equal(report.ok, true, `${name}: ${report.reason}`);
+      assert.deepEqual(report.checks.map((c) => c.name), ['syntax', 'static', ...DYNAMIC_CHECKS]);
+    }
+  } finally {
+    stopBusy();
+    process.off('exit', stopBusy);
+  }
+});
+
+test('counted work: a matmul counts 2·B·M·N·K FLOPs, a reduction its input, an elementwise op its output', async () => {
+  const tf = await import('@tensorflow/tfjs');
+  const { countWork } = await import('../validate/cost');
+  const a = tf.ones([2, 3, 4]);
+  const b = tf.ones([2, 4, 5]);
+  const mm = countWork(() => void tf.matMul(a, b).dispose());
+  assert.deepEqual([mm.calls, mm.flops, mm.bytes], [1, 2 * 2 * 3 * 5 * 4, 2 * 3 * 5 * 4]);
+  const sum = countWork(() => void tf.sum(a, -1).dispose());
+  assert.deepEqual([sum.calls, sum.flops], [1, 24]);
+  const add = countWork(() => void tf.add(a, a).dispose());
+  assert.deepEqual([add.calls, add.flops], [1, 24]);
+  tf.dispose([a, b]);
 });
 
 test('static checks name the construct and the block line, and ignore strings and comments', () => {

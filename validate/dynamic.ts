@@ -1,12 +1,15 @@
 // Dynamic checks of a candidate block on the tfjs wasm backend (shape, determinism, finiteness, causality,
 // batch independence, gradients, tampering, time). Runs candidate code: call only inside the sandbox.
+// The time check compares counted work (validate/cost.ts), not wall time, so a busy machine cannot fail
+// it; the parent enforces a per-call wall-clock budget announced before the candidate first runs.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { AttentionFn, Tensor, Variable } from '../evaluator/attention-context';
 import { attentionContext, causalMask, ParamStore, seedFor } from '../evaluator/attention-runtime';
 import { oneLine, ProgramRejected } from '../core/errors';
 import { compileAttention } from '../core/program';
-import type { CheckResult, DynamicInput, DynamicReport, DynamicSpec } from './report';
+import { countWork, workCost, type WorkCount } from './cost';
+import { callBudgetMs, type CheckResult, type DynamicInput, type DynamicProgress, type DynamicReport, type DynamicSpec } from './report';
 
 const PARAM_SEED = 1234;
 const SCOPE = 'attn';
@@ -17,14 +20,16 @@ const PERTURB_SCALE = 3;
 /** Standard deviation of the weights the causality, batch and gradient checks also run with. */
 const RANDOM_WEIGHT_STD = 0.5;
 const EXTREME_SCALE = 1e3;
-/** Absolute slack on the time budget, so sub-millisecond jitter at tiny shapes cannot fail a block. */
-const TIME_SLACK_MS = 1;
-/** Each program is timed for at least this long (and at least MIN_REPS steps) after warm-up. */
+/** Wall times (reported, never decisive): at least MIN_REPS steps each and up to TIME_TARGET_MS, the minimum kept. */
 const TIME_TARGET_MS = 300;
 const MIN_REPS = 3;
 const MAX_REPS = 30;
-/** A candidate whose warm-up step is this many times over its budget is not timed further. */
-const GIVE_UP_FACTOR = 5;
+
+/** Tells the parent when a candidate call starts and ends, so it can kill one that runs past its budget. */
+interface CallWatch {
+  start(): void;
+  stop(): void;
+}
 
 /** A failed check; the message starts with the check's name. */
 class CheckFailed extends ProgramRejected {
@@ -44,7 +49,18 @@ class Build {
     readonly fn: AttentionFn,
     readonly spec: DynamicSpec,
     readonly scope: string,
+    private readonly watch?: CallWatch,
   ) {}
+
+  /** Runs `fn` (which calls the block) inside the parent's per-call budget. */
+  private watched<R>(fn: () => R): R {
+    this.watch?.start();
+    try {
+      return fn();
+    } finally {
+      this.watch?.stop();
+    }
+  }
 
   /** The block's output for x; call inside tf.tidy. `check` names the check a throw is blamed on. */
   forward(x: Tensor, check: string): Tensor {
@@ -74,7 +90,7 @@ class Build {
 
   /** Output values for x. */
   run(x: Tensor, check: string): Float32Array {
-    return tf.tidy(() => this.forward(x, check)).dataSync() as Float32Array;
+    return this.watched(() => tf.tidy(() => this.forward(x, check)).dataSync() as Float32Array);
   }
 
   /**
@@ -90,7 +106,7 @@ class Build {
     const params = new Map<string, Float32Array>();
     let input: Float32Array = new Float32Array(0);
     try {
-      tf.tidy(() => {
+      this.watched(() => tf.tidy(() => {
         const { grads } = tf.variableGrads(() => {
           const out = this.forward(xVar, check);
           y = out.dataSync() as Float32Array; // the gradient tape disposes `out` once it returns
@@ -98,7 +114,7 @@ class Build {
         }, [...vars.map(([, v]) => v), xVar]);
         for (const [name, v] of vars) params.set(name.slice(this.scope.length + 1), values(grads[v.name], v.size));
         input = values(grads[xVar.name], x.size);
-      });
+      }));
     } catch (err) {
       if (err instanceof ProgramRejected) throw err;
       throw new CheckFailed(check, `the backward pass failed for input ${dims(x.shape)}: ${oneLine(err)}`);
@@ -108,18 +124,31 @@ class Build {
     return { y, params, input };
   }
 
-  /** One timed forward+backward step, in ms. */
-  step(x: Tensor, r: Tensor): number {
-    const t0 = performance.now();
-    const vars = [...this.store.vars.values()];
-    tf.tidy(() => {
-      const { value, grads } = vars.length > 0
-        ? tf.variableGrads(() => tf.sum(tf.mul(this.forward(x, 'time'), r)), vars)
-        : { value: tf.sum(tf.mul(this.forward(x, 'time'), r)), grads: {} as Record<string, Tensor> };
-      value.dataSync();
-      for (const g of Object.values(grads)) g.dataSync();
+  /** One timed forward+backward step, in ms; `count` wraps the step to count its work. */
+  step(x: Tensor, r: Tensor, count: (fn: () => void) => void = (fn) => fn()): number {
+    return this.watched(() => {
+      const t0 = performance.now();
+      const vars = [...this.store.vars.values()];
+      count(() =>
+        tf.tidy(() => {
+          const { value, grads } = vars.length > 0
+            ? tf.variableGrads(() => tf.sum(tf.mul(this.forward(x, 'time'), r)), vars)
+            : { value: tf.sum(tf.mul(this.forward(x, 'time'), r)), grads: {} as Record<string, Tensor> };
+          value.dataSync();
+          for (const g of Object.values(grads)) g.dataSync();
+        }),
+      );
+      return performance.now() - t0;
     });
-    return performance.now() - t0;
+  }
+
+  /** One forward+backward step's counted work, and its wall time in ms. */
+  work(x: Tensor, r: Tensor): { work: WorkCount; ms: number } {
+    let work: WorkCount = { calls: 0, flops: 0, bytes: 0 };
+    const ms = this.step(x, r, (fn) => {
+      work = countWork(fn);
+    });
+    return { work, ms };
   }
 
   dispose(): void {
@@ -129,7 +158,7 @@ class Build {
   }
 }
 
-function compile(block: string, spec: DynamicSpec, scope: string): Build {
+function compile(block: string, spec: DynamicSpec, scope: string, watch?: CallWatch): Build {
   let fn: AttentionFn;
   try {
     fn = compileAttention(block);
@@ -137,7 +166,7 @@ function compile(block: string, spec: DynamicSpec, scope: string): Build {
     if (err instanceof ProgramRejected) throw err;
     throw new CheckFailed('compile', `the block's top-level code threw: ${oneLine(err)}`);
   }
-  return new Build(fn, spec, scope);
+  return new Build(fn, spec, scope, watch);
 }
 
 function randn(shape: number[], seed: number, scale = 1): Tensor {
@@ -260,33 +289,25 @@ function checkFinite(build: Build, x: Tensor, r: Tensor, what: string): Set<stri
   return zero;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /**
- * Median ms per forward+backward of the candidate and the baseline, after one warm-up step each. Steps
- * alternate so that load from other processes weighs on both alike. A candidate whose warm-up is slower
- * than `giveUpMs` is not timed further: its warm-up time is the measurement.
+ * Minimum ms per forward+backward of each program, steps interleaved (baseline, candidate, baseline, …) so
+ * that load from other processes weighs on both alike. Reported only: the time check decides on counted work.
  */
-function timeAgainstBaseline(cand: Build, base: Build, x: Tensor, r: Tensor, giveUpMs: (baseMs: number) => number): { ms: number; baseMs: number } {
-  const baseWarm = base.step(x, r);
-  const candWarm = cand.step(x, r);
-  if (candWarm > giveUpMs(baseWarm)) return { ms: candWarm, baseMs: baseWarm };
-  const ms: number[] = [];
-  const baseMs: number[] = [];
+function timeAgainstBaseline(cand: Build, base: Build, x: Tensor, r: Tensor): { ms: number; baseMs: number } {
+  let ms = Infinity;
+  let baseMs = Infinity;
   let total = 0;
-  while (ms.length < MAX_REPS && (ms.length < MIN_REPS || total < TIME_TARGET_MS)) {
+  for (let reps = 0; reps < MAX_REPS && (reps < MIN_REPS || total < TIME_TARGET_MS); reps++) {
     const b = base.step(x, r);
     const c = cand.step(x, r);
-    baseMs.push(b);
-    ms.push(c);
-    total += Math.min(b, c);
+    baseMs = Math.min(baseMs, b);
+    ms = Math.min(ms, c);
+    total += b + c;
   }
-  return { ms: median(ms), baseMs: median(baseMs) };
+  return { ms, baseMs };
 }
+
+const mflop = (w: WorkCount): string => `${fmt(w.flops / 1e6)} MFLOP`;
 
 /** Identity snapshot of what a block could patch to change the fixed model code around it. */
 function builtinsSnapshot(): Map<string, unknown> {
@@ -330,13 +351,20 @@ function checkTamper(before: Map<string, unknown>): void {
   }
 }
 
-/** Compiles the trusted baseline; a failure here is the infrastructure's, not the candidate's. */
-function compileBaseline(block: string, spec: DynamicSpec, x: Tensor): Build {
+/**
+ * Compiles the trusted baseline and measures one forward+backward step: its counted work and its wall time
+ * (the minimum of a few steps after a warm-up, under whatever load there is now). A failure here is the
+ * infrastructure's, not the candidate's.
+ */
+function compileBaseline(block: string, spec: DynamicSpec, x: Tensor, r: Tensor): { base: Build; work: WorkCount; ms: number } {
   let base: Build | undefined;
   try {
     base = compile(block, spec, 'baseline');
     base.run(x, 'time');
-    return base;
+    const { work } = base.work(x, r);
+    let ms = Infinity;
+    for (let i = 0; i < MIN_REPS; i++) ms = Math.min(ms, base.step(x, r));
+    return { base, work, ms };
   } catch (err) {
     base?.dispose();
     throw new Error(`the framework's baseline block failed on the validation spec: ${oneLine(err)}`);
@@ -355,7 +383,7 @@ function validSpec(spec: DynamicSpec): void {
  * Runs every check in DYNAMIC_CHECKS order and stops at the first failure. A failing candidate gives a
  * report with `reason`; only an infrastructure problem (the backend, the baseline) throws.
  */
-export async function runDynamicChecks(input: DynamicInput): Promise<DynamicReport> {
+export async function runDynamicChecks(input: DynamicInput, ctx?: { progress(msg: DynamicProgress): void }): Promise<DynamicReport> {
   const { spec } = input;
   validSpec(spec);
   if (!(await tf.setBackend('wasm'))) throw new Error('the tfjs wasm backend could not be initialised');
@@ -371,10 +399,19 @@ export async function runDynamicChecks(input: DynamicInput): Promise<DynamicRepo
   const T2 = Math.max(2, Math.ceil(T / 2) + 1);
   const x = randn([B, T, D], 1);
   const r = randn([B, T, D], 2);
+  // The baseline runs first, before any candidate code: its step time sets the budget of every candidate
+  // call, which the parent enforces (it kills a call that overruns; see validate/index.ts).
+  const baseline = compileBaseline(input.baselineBlock, spec, x, r);
+  const budgetMs = callBudgetMs(spec.timeMultiple, baseline.ms);
+  ctx?.progress({ kind: 'budget', baselineMs: baseline.ms, budgetMs });
+  const watch: CallWatch | undefined = ctx && {
+    start: () => ctx.progress({ kind: 'call' }),
+    stop: () => ctx.progress({ kind: 'done' }),
+  };
   const before = builtinsSnapshot();
   let cand: Build | undefined;
   try {
-    cand = compile(input.block, spec, SCOPE);
+    cand = compile(input.block, spec, SCOPE, watch);
     pass('compile', 'the block defines attention(tf, ctx, x)');
 
     const x2 = randn([B2, T2, D], 3);
@@ -389,7 +426,7 @@ export async function runDynamicChecks(input: DynamicInput): Promise<DynamicRepo
       throw new CheckFailed('determinism', `two identical calls of the same build differ by ${fmt(sameCall)} (the block keeps hidden state or uses randomness)`);
     }
     cand.dispose();
-    cand = compile(input.block, spec, SCOPE);
+    cand = compile(input.block, spec, SCOPE, watch);
     const fresh = cand.run(x, 'determinism');
     const rebuilt = y1.reduce((m, v, i) => Math.max(m, diff(v, fresh[i])), 0);
     if (rebuilt > 0) {
@@ -424,25 +461,28 @@ export async function runDynamicChecks(input: DynamicInput): Promise<DynamicRepo
     checkTamper(before);
     pass('tamper', 'tfjs and built-ins unchanged');
 
-    const base = compileBaseline(input.baselineBlock, spec, x);
-    const allowed = (baseMs: number): number => spec.timeMultiple * baseMs + TIME_SLACK_MS;
-    let timing: { ms: number; baseMs: number };
-    try {
-      timing = timeAgainstBaseline(build, base, x, r, (baseMs) => GIVE_UP_FACTOR * allowed(baseMs));
-    } finally {
-      base.dispose();
-    }
-    // The block ran again while being timed: nothing it patched then may slip into the report.
+    // Counted work of one forward+backward: kernel calls and FLOPs (validate/cost.ts), the same on a busy
+    // machine as on an idle one. Wall times are measured too, for the report only.
+    const counted = build.work(x, r);
+    // The block ran again while being counted: nothing it patched then may slip into the report.
     checkTamper(before);
-    const { ms, baseMs } = timing;
-    report.msPerStep = ms;
-    report.baselineMsPerStep = baseMs;
-    const ratio = `${(ms / baseMs).toFixed(1)}×`;
-    const measured = `${ms.toFixed(1)} ms per forward+backward at (B, T, D) = ${dims([B, T, D])}`;
-    if (ms > allowed(baseMs)) {
-      throw new CheckFailed('time', `${measured} is ${ratio} the baseline's ${baseMs.toFixed(1)} ms (limit ${spec.timeMultiple}×)`);
+    const baseWork = baseline.work;
+    const ratio = `${(workCost(counted.work) / workCost(baseWork)).toFixed(1)}×`;
+    const counts = `${counted.work.calls} kernel calls and ${mflop(counted.work)} against ${baseWork.calls} and ${mflop(baseWork)}`;
+    const measured = `one forward+backward at (B, T, D) = ${dims([B, T, D])} counts ${ratio} the baseline's work`;
+    report.msPerStep = counted.ms;
+    report.baselineMsPerStep = baseline.ms;
+    if (workCost(counted.work) > spec.timeMultiple * workCost(baseWork)) {
+      throw new CheckFailed('time', `${measured} (limit ${spec.timeMultiple}×): ${counts}`);
     }
-    pass('time', `${measured}, ${ratio} the baseline's ${baseMs.toFixed(1)} ms (limit ${spec.timeMultiple}×)`);
+    const timing = timeAgainstBaseline(build, baseline.base, x, r);
+    checkTamper(before);
+    report.msPerStep = timing.ms;
+    report.baselineMsPerStep = timing.baseMs;
+    pass(
+      'time',
+      `${measured} (limit ${spec.timeMultiple}×): ${counts}; measured ${timing.ms.toFixed(1)} ms against ${timing.baseMs.toFixed(1)} ms (reported, not checked)`,
+    );
   } catch (err) {
     if (!(err instanceof ProgramRejected)) throw err;
     // Rejections from program.ts and ctx.param carry their check but not yet its name as a prefix.
@@ -451,6 +491,7 @@ export async function runDynamicChecks(input: DynamicInput): Promise<DynamicRepo
     report.reason = message;
   } finally {
     cand?.dispose();
+    baseline.base.dispose();
     x.dispose();
     r.dispose();
   }

@@ -5,7 +5,7 @@ import { EvoError, ProgramRejected } from '../core/errors';
 import { baselineBlock, transpileBlock, type Program } from '../core/program';
 import { SandboxFailure } from '../sandbox/options';
 import { runInSandbox } from '../sandbox/run';
-import { DYNAMIC_CHECKS, type CheckResult, type DynamicInput, type DynamicReport } from './report';
+import { callBudgetMs, CALL_BUDGET_FLOOR_MS, DYNAMIC_CHECKS, type CheckResult, type DynamicInput, type DynamicReport } from './report';
 import { assertStaticallySafe } from './static';
 
 export { staticFindings, describeFinding, assertStaticallySafe, type StaticFinding } from './static';
@@ -15,7 +15,11 @@ export interface ValidationSpec {
   nHeads: number;
   seqLen: number;
   batch: number;
-  /** Refuse a block whose forward+backward is slower than this multiple of the baseline's. */
+  /**
+   * Refuse a block whose forward+backward counts more than this multiple of the baseline's work (kernel
+   * calls and FLOPs); a call of the block running longer than this multiple of the baseline's step time
+   * (at least 20 s) is killed.
+   */
   timeMultiple: number;
   wallTimeoutMs: number;
   /** Memory limit of the validation child (default 2048 MB). */
@@ -78,11 +82,51 @@ function trustedReport(raw: unknown, checks: CheckResult[]): ValidationReport {
   return report;
 }
 
+const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))} s`;
+
+/**
+ * The parent's side of the per-call budget: the child announces the baseline's step time before any
+ * candidate code runs, then every call's start and end; a call still running when its budget is spent
+ * aborts the sandbox (which kills the child's process group) and records why.
+ */
+class CallDeadline {
+  readonly abort = new AbortController();
+  /** The refusal, once a call ran past its budget. */
+  overrun: string | undefined;
+  private budget: { baselineMs: number; budgetMs: number } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly timeMultiple: number) {}
+
+  readonly onMessage = (msg: unknown): void => {
+    if (typeof msg !== 'object' || msg === null) return;
+    const m = msg as { kind?: unknown; baselineMs?: unknown };
+    if (m.kind === 'budget' && this.budget === undefined && typeof m.baselineMs === 'number' && Number.isFinite(m.baselineMs) && m.baselineMs >= 0) {
+      this.budget = { baselineMs: m.baselineMs, budgetMs: callBudgetMs(this.timeMultiple, m.baselineMs) };
+    } else if (m.kind === 'call' && this.budget !== undefined) {
+      const { baselineMs, budgetMs } = this.budget;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => {
+        this.overrun =
+          `time: a call of the block ran past its ${seconds(budgetMs)} budget (${this.timeMultiple}× the baseline's ` +
+          `${baselineMs.toFixed(1)} ms forward+backward, at least ${seconds(CALL_BUDGET_FLOOR_MS)}) and was killed (the block is too slow or never returns)`;
+        this.abort.abort();
+      }, budgetMs);
+    } else if (m.kind === 'done') {
+      clearTimeout(this.timer);
+    }
+  };
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
+
 /**
  * Validates a program's block: syntax and static checks here, then the dynamic checks in the sandbox with
- * the framework's baseline timed alongside. Returns ok: false with a reason for a bad candidate; throws only
- * for infrastructure problems (bad spec, a sandbox that cannot start, a broken baseline, a cancelled or
- * externally killed child). `signal` cancels: the child is killed.
+ * the framework's baseline counted and timed alongside, each call of the block held to its budget. Returns
+ * ok: false with a reason for a bad candidate; throws only for infrastructure problems (bad spec, a sandbox
+ * that cannot start, a broken baseline, a cancelled or externally killed child). `signal` cancels: the child is killed.
  */
 export async function validateProgram(program: Program, spec: ValidationSpec, scratchDir: string, signal?: AbortSignal): Promise<ValidationReport> {
   checkSpec(spec);
@@ -103,6 +147,7 @@ export async function validateProgram(program: Program, spec: ValidationSpec, sc
     spec: { dModel: spec.dModel, nHeads: spec.nHeads, seqLen: spec.seqLen, batch: spec.batch, timeMultiple: spec.timeMultiple },
   };
   let raw: unknown;
+  const deadline = new CallDeadline(spec.timeMultiple);
   try {
     raw = await runInSandbox<DynamicReport>({
       script: CHILD_SCRIPT,
@@ -110,9 +155,11 @@ export async function validateProgram(program: Program, spec: ValidationSpec, sc
       scratchDir,
       wallTimeoutMs: spec.wallTimeoutMs,
       memoryMb: spec.memoryMb ?? DEFAULT_MEMORY_MB,
-      signal,
+      onMessage: deadline.onMessage,
+      signal: signal ? AbortSignal.any([signal, deadline.abort.signal]) : deadline.abort.signal,
     });
   } catch (err) {
+    if (deadline.overrun !== undefined && err instanceof SandboxFailure && err.kind === 'killed') return refused(checks, 'time', deadline.overrun);
     if (err instanceof ProgramRejected) return refused(checks, err.check, err.message);
     // A child killed by our cancellation or by the kernel away from its limit says nothing about the candidate.
     if (err instanceof SandboxFailure && !err.retryable) {
@@ -124,6 +171,8 @@ export async function validateProgram(program: Program, spec: ValidationSpec, sc
       if (err.kind === 'task-error') return refused(checks, 'crash', `crash: the validation child failed while running the block: ${err.message}`);
     }
     throw err;
+  } finally {
+    deadline.stop();
   }
   return trustedReport(raw, checks);
 }

@@ -6,13 +6,35 @@ export interface DynamicSpec {
   nHeads: number;
   seqLen: number;
   batch: number;
-  /** Refuse a block whose forward+backward takes longer than this multiple of the baseline's. */
+  /**
+   * Refuse a block whose forward+backward counts more than this multiple of the baseline's work; one call
+   * of the block may also take at most this multiple of the baseline's step time (at least CALL_BUDGET_FLOOR_MS).
+   */
   timeMultiple: number;
 }
 
+/**
+ * The least wall time one call of the block is allowed, so a slow or busy machine never kills a valid block,
+ * and a block that allocates without end still reaches its memory limit first (that takes 10–15 s on two
+ * loaded cores) and is refused by `memory`.
+ */
+export const CALL_BUDGET_FLOOR_MS = 20_000;
+
+/** Wall-clock budget of one call of the block (a forward, or a forward+backward), in ms. */
+export function callBudgetMs(timeMultiple: number, baselineMs: number): number {
+  return Math.max(CALL_BUDGET_FLOOR_MS, timeMultiple * (Number.isFinite(baselineMs) && baselineMs > 0 ? baselineMs : 0));
+}
+
+/**
+ * Progress the validation child sends before and around every call of the block: the budget once (before
+ * any candidate code runs), then `call` when a call starts and `done` when it returns. The parent kills the
+ * child when a call runs past its budget.
+ */
+export type DynamicProgress = { kind: 'budget'; baselineMs: number; budgetMs: number } | { kind: 'call' } | { kind: 'done' };
+
 export interface DynamicInput {
   block: string;
-  /** The framework's baseline block: the time reference, measured in the same process. */
+  /** The framework's baseline block: the cost reference, counted and timed in the same process. */
   baselineBlock: string;
   spec: DynamicSpec;
 }
