@@ -154,6 +154,14 @@ function checkedPath(p: string, what: string): string {
   return path.resolve(p);
 }
 
+function realPath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
 /** Only the caller's explicit variables, checked: nothing of the parent's environment is inherited. */
 function childEnv(extra: Record<string, string> | undefined): Record<string, string> {
   const env: Record<string, string> = {};
@@ -183,9 +191,12 @@ export function sandboxAccess(opts: SandboxOptions): SandboxAccess {
   const script = checkedPath(opts.script, 'script');
   const scratchDir = checkedPath(opts.scratchDir, 'scratchDir');
   const writes = [scratchDir, ...(opts.writePaths ?? []).map((p) => checkedPath(p, 'writePaths entry'))];
+  const modules = path.join(repoRoot, 'node_modules');
   const reads = [
     path.join(repoRoot, 'dist'),
-    path.join(repoRoot, 'node_modules'),
+    modules,
+    // The permission model checks real paths: a linked node_modules (a pnpm store, a shared install) is read where it lives.
+    realPath(modules),
     path.join(repoRoot, 'frameworks'),
     script,
     ...(opts.readPaths ?? []).map((p) => checkedPath(p, 'readPaths entry')),
