@@ -10,6 +10,7 @@ import { TransformerLM, type ModelConfig, type ParamCounts } from './model';
 import { AdamW } from './optimizer';
 import { tensorApi } from './fast-matmul';
 import { writeFileAtomic } from '../core/atomic-file';
+import { mulberry32 } from '../core/random';
 import { loadTokens } from './data/token-file';
 import { EvoError, ProgramRejected } from '../core/errors';
 import type { TrainingConfig } from '../contract';
@@ -68,18 +69,6 @@ export function learningRateAt(step: number, cfg: TrainingConfig): number {
   const floor = lr * minLrRatio;
   const frac = schedule === 'cosine' ? 0.5 * (1 + Math.cos(Math.PI * progress)) : 1 - progress;
   return floor + (lr - floor) * frac;
-}
-
-/** mulberry32: a tiny PRNG whose whole state is one integer. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

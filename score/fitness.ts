@@ -2,6 +2,7 @@
 // with paired seed-bootstrap intervals so that an accept/reject decision can see the noise.
 import { EvoError } from '../core/errors';
 import { fitScalingLaw } from './scaling';
+import { mulberry32 } from '../core/random';
 
 /** One model size of one program: `params` is N on the fit axis, `lossBySeed[k]` seed k's final val loss. */
 export interface SeededPoint {
@@ -277,18 +278,6 @@ function statistic(mode: FitnessMode, c: Means, b: Means, where: string): number
       return fb.intercept - fc.intercept + (fb.slope - fc.slope) * x;
     }
   }
-}
-
-// Small seeded PRNG (mulberry32): deterministic intervals without a dependency.
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Linear interpolation between order statistics (type 7); exact when the neighbours are equal. */

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { Client, type WorkflowHandle } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as controlActivities from '../activities/control';
 import { activityFailure } from '../activities/errors';
 import { EvoError, ProgramRejected } from '../core/errors';
@@ -20,7 +20,7 @@ import { LlmError } from '../propose/llm/openai';
 import { CONTROL_QUEUE, type RunSettings, type RunSummary } from '../contract';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
-import { startTestServer, type TestServer } from './helpers/temporal-server';
+import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
 import { controlBlock } from './helpers/controls';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-faults-'));
@@ -91,7 +91,7 @@ before(async () => {
   server = await startTestServer();
   process.env.TEMPORAL_ADDRESS = server.address;
   process.env.TEMPORAL_NAMESPACE = server.namespace;
-  bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never });
+  bundle = await bundleWorkflows();
 });
 
 after(async () => {

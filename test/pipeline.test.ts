@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Client, type WorkflowHandle } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { CATALOGUE } from '../propose/offline/catalogue';
@@ -16,7 +16,7 @@ import * as controlActivities from '../activities/control';
 import { CONTROL_QUEUE, type RunSettings, type RunSummary, type IterationRecord } from '../contract';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
-import { startTestServer, type TestServer } from './helpers/temporal-server';
+import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
 import { controlBlock } from './helpers/controls';
 
 let server: TestServer;
@@ -34,7 +34,7 @@ before(async () => {
   server = await startTestServer();
   process.env.TEMPORAL_ADDRESS = server.address;
   process.env.TEMPORAL_NAMESPACE = server.namespace;
-  bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never });
+  bundle = await bundleWorkflows();
 });
 
 after(async () => {

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import { bundleWorkflows } from './helpers/temporal-server';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { repoRoot } from '../core/paths';
 
@@ -14,10 +15,7 @@ const dir = path.join(repoRoot, 'test', 'fixtures', 'histories');
 test('stored evolution and iteration histories replay against the current workflow code', async () => {
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
   assert.ok(files.length >= 2, 'histories of an evolution and its iterations are stored');
-  const workflowBundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never,
-  });
+  const workflowBundle = await bundleWorkflows();
   for (const file of files) {
     const history = historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')));
     await Worker.runReplayHistory({ workflowBundle }, history, file.replace(/\.json$/, '').replace(/__/g, '/'));

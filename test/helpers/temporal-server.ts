@@ -5,6 +5,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { EvoError } from '../../core/errors';
 import { repoRoot } from '../../core/paths';
 import { findTemporalBinary } from '../../ops/temporal/binary';
@@ -93,4 +94,13 @@ export async function startTestServer(opts: { namespace?: string } = {}): Promis
       current = await startDevServer({ stateDir, port, uiPort, namespace, binary, log });
     },
   };
+}
+
+/** The project's workflow code bundled once per test file, without the bundler's chatter. */
+export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  const quiet = () => {};
+  return bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: { info: quiet, warn: quiet, error: console.error, debug: quiet, trace: quiet, log: quiet } as never,
+  });
 }
