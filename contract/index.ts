@@ -310,7 +310,6 @@ export interface IterationInput {
   data: PreparedData;
   /** The parent program (null for iteration 0, the baseline). */
   parentHash: string | null;
-  bestFitness: number | null;
   /** The parent's and the baseline's trained sizes, to score the candidate against (null at iteration 0). */
   parentPoints: SizePoint[] | null;
   baselinePoints: SizePoint[] | null;

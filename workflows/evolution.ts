@@ -90,7 +90,6 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
             iteration: i,
             data,
             parentHash: summary.best?.programHash ?? null,
-            bestFitness: summary.best?.fitness ?? null,
             parentPoints: summary.iterations.find((it) => it.iteration === summary.best?.iteration)?.points ?? null,
             baselinePoints: summary.iterations[0]?.points ?? null,
             history: summary.iterations.map((it) => ({ programHash: it.programHash, fitness: it.fitness, status: it.status })),
