@@ -16,9 +16,9 @@ function bestAfter(s: RunSummary, i: number): IterationRecord | undefined {
   return s.iterations.slice(0, i + 1).filter((x) => x.status === 'accepted' && x.fitness !== null).pop();
 }
 
-/** Why the iteration ended as it did: the selection's sentence, the error, or the proposal. */
+/** Why the iteration ended as it did (the error, or the selection's sentence), then what was proposed. */
 function reasonText(it: IterationRecord): string {
-  return it.error ?? (it.decision ? `${it.description} — ${it.decision}` : it.description);
+  return it.error ?? (it.decision ? `${it.decision} — ${it.description}` : it.description);
 }
 
 export function renderSummary(s: RunSummary): string {
@@ -37,7 +37,7 @@ export function renderSummary(s: RunSummary): string {
   });
   return [
     `${s.workflowId}   ${s.framework}   profile ${s.profile}   ${s.status}${mode ? `   fitness ${mode} vs the baseline, 95% seed intervals` : ''}`,
-    table(['iter', 'status', 'fitness [95% CI]', 'seed slope', 'loss@largest', 'best so far', 'candidate — decision'], rows),
+    table(['iter', 'status', 'fitness [95% CI]', 'seed slope', 'loss@largest', 'best so far', 'decision — candidate'], rows),
     s.best ? `best: iteration ${s.best.iteration}, fitness ${s.best.fitness.toFixed(4)}, program ${s.best.programHash}` : 'best: none yet',
     `LLM usage: ${formatTotals(s.usage)}`,
     ...(s.reason ? [s.reason] : []),
