@@ -9,6 +9,16 @@ export function fmtLoss(x: number | null | undefined, digits = 4): string {
   return x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
 }
 
+/** A signed number with a true minus sign: "+0.0123", "−0.0456". */
+export function fmtSigned(x: number, digits = 4): string {
+  return `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(digits)}`;
+}
+
+/** An interval as "[−0.0123, +0.0456]". */
+export function fmtInterval(ci: readonly [number, number], digits = 4): string {
+  return `[${fmtSigned(ci[0], digits)}, ${fmtSigned(ci[1], digits)}]`;
+}
+
 /** Right-align numeric-looking cells, left-align the rest. */
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -11,7 +11,7 @@ import { runInSandbox } from '../sandbox/run';
 import { nativeBackendInstalled } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
 import { DEFAULT_FITNESS, scoreAgainstBaseline, sizePoints, type Score } from '../score/select';
-import type { EvaluatorSettings, Framework, FitnessSettings, SeedRun, SizePoint, SizeSpec } from '../contract';
+import type { EvaluatorSettings, FitnessSettings, SeedRun, SizePoint, SizeSpec } from '../contract';
 import type { TrainJob, TrainProgress, TrainResult, TrainingConfig } from './train';
 
 /** One training's outcome as the evaluator reports it. */
@@ -168,7 +168,7 @@ export interface EvaluateOptions extends TrainSizeOptions {
 export async function evaluateProgram(program: Program, settings: EvaluatorSettings, opts: EvaluateOptions = {}): Promise<EvaluationResult> {
   const data = opts.data ?? (await prepareData(settings.data));
   const concurrency = opts.concurrency ?? Math.max(1, os.cpus().length);
-  const baseline = baselineProgram(program.framework as Framework);
+  const baseline = baselineProgram(program.framework);
   const programs = baseline.hash === program.hash ? [program] : [program, baseline];
   const jobs = programs.flatMap((p) => settings.seeds.flatMap((seed) => settings.sizes.map((size) => ({ p, seed, size }))));
   const results = await pool(

@@ -1,14 +1,13 @@
 // A run's progress as text: one line per iteration while it runs, the final table after.
 import type { IterationRecord, RunSummary } from '../contract';
 import { formatTotals } from '../propose/llm/ledger';
-import { fmtLoss, table } from '../core/output';
+import { fmtInterval, fmtLoss, fmtSigned, table } from '../core/output';
 
-const signed = (x: number) => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(4)}`;
 
 /** "+0.0123 [+0.0050, +0.0190]", or the bare value when the record has no interval (one seed, old runs). */
 export function fitnessText(it: IterationRecord): string {
   if (it.fitness === null) return '—';
-  return it.fitnessCi ? `${signed(it.fitness)} [${signed(it.fitnessCi[0])}, ${signed(it.fitnessCi[1])}]` : signed(it.fitness);
+  return it.fitnessCi ? `${fmtSigned(it.fitness)} ${fmtInterval(it.fitnessCi)}` : fmtSigned(it.fitness);
 }
 
 /** The parent's fitness after each iteration: the last accepted one so far. */
@@ -29,7 +28,7 @@ export function renderSummary(s: RunSummary): string {
       String(it.iteration),
       it.status,
       fitnessText(it),
-      it.seedSlope ? signed(it.seedSlope.fitness) : '—',
+      it.seedSlope ? fmtSigned(it.seedSlope.fitness) : '—',
       it.points.length ? fmtLoss(it.points[it.points.length - 1].valLoss) : '—',
       best ? fmtLoss(best.fitness) : '—',
       reasonText(it).slice(0, 110),

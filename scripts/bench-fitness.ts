@@ -12,7 +12,7 @@ import { evaluateProgram, type EvaluationResult } from '../evaluator/evaluate';
 import { prepareData } from '../evaluator/data/prepare';
 import { parseSeeds } from '../config/run-settings';
 import { decide, FITNESS_MODES, type SeededPoint } from '../score/fitness';
-import { exitWithError, fmtLoss, progress, table } from '../core/output';
+import { exitWithError, fmtInterval, fmtLoss, fmtSigned, progress, table } from '../core/output';
 import { repoRoot } from '../core/paths';
 import type { SizePoint } from '../contract';
 
@@ -24,7 +24,6 @@ const CONTROLS = [
 ];
 
 const seeded = (points: SizePoint[]): SeededPoint[] => points.map((p) => ({ size: p.size, params: p.nonEmbeddingParams, lossBySeed: p.valLossBySeed }));
-const signed = (x: number) => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(4)}`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { profile: { type: 'string', default: 'smoke' }, seeds: { type: 'string' }, framework: { type: 'string', default: 'coefficient_dynamics' } } });
@@ -56,7 +55,7 @@ async function main(): Promise<void> {
       const d = decide(mode, cand, base, base);
       const f = d.delta;
       const half = (f.hi - f.lo) / 2;
-      rows.push([mode, label, `${signed(f.value)} [${signed(f.lo)}, ${signed(f.hi)}]`, half > 0 ? (Math.abs(f.value) / half).toFixed(1) : '∞', d.accept ? 'accepted' : 'rejected']);
+      rows.push([mode, label, `${fmtSigned(f.value)} ${fmtInterval([f.lo, f.hi])}`, half > 0 ? (Math.abs(f.value) / half).toFixed(1) : '∞', d.accept ? 'accepted' : 'rejected']);
     }
   }
   process.stdout.write(table(['mode', 'program', 'Δ vs baseline [95% CI]', 'separation', 'over the baseline'], rows) + '\n');

@@ -8,12 +8,10 @@ import { DEFAULT_FITNESS } from '../../score/select';
 import { FITNESS_MODES } from '../../score/fitness';
 import { parseSeeds } from '../../config/run-settings';
 import type { FitnessMode, SizePoint } from '../../contract';
-import { fmtInt, fmtLoss, progress, table } from '../../core/output';
+import { fmtInt, fmtInterval, fmtLoss, fmtSigned, progress, table } from '../../core/output';
 import type { CommandSpec } from '../spec';
 import { frameworkOption, jsonOption, profileOption } from './options';
 
-const signed = (x: number, digits = 4) => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(digits)}`;
-const interval = (ci: [number, number], digits = 4) => `[${signed(ci[0], digits)}, ${signed(ci[1], digits)}]`;
 const sd = (xs: number[]) => {
   const m = xs.reduce((a, b) => a + b, 0) / xs.length;
   return xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
@@ -40,7 +38,7 @@ export function renderEvaluation(r: EvaluationResult): string {
       (r.data.tokensPerTraining / p.nonEmbeddingParams).toFixed(0),
       `${fmtLoss(p.valLoss)} ± ${fmtLoss(sd(p.valLossBySeed))}`,
       fmtLoss(b.valLoss),
-      `${signed(delta.reduce((a, x) => a + x, 0) / delta.length)} ± ${fmtLoss(sd(delta))}`,
+      `${fmtSigned(delta.reduce((a, x) => a + x, 0) / delta.length)} ± ${fmtLoss(sd(delta))}`,
       p.msPerStep.toFixed(1),
       p.backend,
       time,
@@ -55,14 +53,11 @@ export function renderEvaluation(r: EvaluationResult): string {
     table(['size', 'non-emb params', 'total params', 'tokens/param', 'val loss', 'baseline', 'Δ vs baseline', 'ms/step', 'backend', 'time'], rows),
     '',
     `fit        loss = ${f.intercept.toFixed(4)} ${f.slope < 0 ? '−' : '+'} ${Math.abs(f.slope).toFixed(4)}·ln N   R² ${f.r2.toFixed(4)}   slope s.e. ${f.slopeStdErr === null ? '— (2 sizes)' : f.slopeStdErr.toFixed(4)}`,
-    `fitness    ${signed(score.fitness)} ${interval(score.fitnessCi)}   ${score.fitnessMode} (${MODE_WORDS[score.fitnessMode]}); 95% seed bootstrap`,
-    `seed slope ${signed(score.seedSlope.fitness)} ${interval(score.seedSlope.ci)}   −slope, the seed's fitness, for comparison`,
+    `fitness    ${fmtSigned(score.fitness)} ${fmtInterval(score.fitnessCi)}   ${score.fitnessMode} (${MODE_WORDS[score.fitnessMode]}); 95% seed bootstrap`,
+    `seed slope ${fmtSigned(score.seedSlope.fitness)} ${fmtInterval(score.seedSlope.ci)}   −slope, the seed's fitness, for comparison`,
     `cost       ${score.cost.timeRatio.toFixed(2)}× the baseline's time per step, ${score.cost.memoryRatio.toFixed(2)}× its tensor memory (largest size; not part of the fitness)`,
     `data       ${fmtInt(r.data.tokensPerTraining)} tokens per training = ${r.data.passes.toFixed(1)} passes over the ${fmtInt(r.data.trainTokens)}-token training split`,
   ];
-  if (r.data.passes > MAX_PASSES_WITHOUT_WARNING) {
-    lines.push(`warning    each training repeats its corpus ${r.data.passes.toFixed(0)} times: losses measure memorising this corpus more than the architecture; train on more text (--corpus)`);
-  }
   return lines.join('\n');
 }
 
@@ -102,7 +97,7 @@ export const evaluate: CommandSpec = {
     if (!report.ok) throw new ProgramRejected(`program refused before training: ${report.reason}`, 'validation');
     const data = await prepareData(settings.data); // corpus problems surface here, before any progress output
     const use = dataUse(settings, data);
-    if (use.passes > MAX_PASSES_WITHOUT_WARNING) progress(`warning: each training reads its ${fmtInt(use.trainTokens)}-token training split ${use.passes.toFixed(0)} times`);
+    if (use.passes > MAX_PASSES_WITHOUT_WARNING) progress(`warning: each training reads its ${fmtInt(use.trainTokens)}-token training split ${use.passes.toFixed(0)} times: losses then measure memorising this corpus more than the architecture; train on more data (--corpus)`);
     if (!o.json) {
       const programs = program.hash === baselineProgram(framework).hash ? 'the baseline' : 'the program and the baseline';
       progress(`evaluating ${framework} program ${program.hash} on the ${settings.profile} profile: ${programs} × ${settings.sizes.length} sizes × ${settings.seeds.length} seeds × ${fmtInt(settings.training.steps)} steps, ${os.cpus().length} at a time (cached trainings are reused)`);
