@@ -54,6 +54,16 @@ export interface DataSpec {
   /** The BPE's size, or for pre-tokenised data any size above its largest token id. */
   vocabSize: number;
   valFraction: number;
+  /** Synthetic copying segments mixed into both splits (evaluator/data/copy-segments.ts); absent: the corpus alone. */
+  copySegments?: CopySegments;
+}
+
+/** Segments of `period` random symbols (of the `symbols` ids the text uses least) repeated to `length` tokens, `fraction` of the stream. */
+export interface CopySegments {
+  fraction: number;
+  period: number;
+  length: number;
+  symbols: number;
 }
 
 export interface PreparedData {
