@@ -3,7 +3,9 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { connectClient } from './temporal/connection';
 import { EvoFramework, EvoStatus, EvoIteration } from '../contract/search-attributes';
-import { CONTROL_QUEUE, type RunSettings, type RunSummary } from '../contract';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { CONTROL_QUEUE, iterationWorkflowId, type RunSettings, type RunSummary, type TrainingHeartbeat } from '../contract';
+import { readSummary } from '../archive';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 import { chooseProvider } from '../propose';
 import { assertFramework } from '../core/program';
@@ -121,4 +123,83 @@ export function listRuns(limit = 50): Promise<RunListing[]> {
     }
     return runs;
   });
+}
+
+/** A training running now, from its activity's last heartbeat. */
+export interface TrainingInFlight extends TrainingHeartbeat {
+  /** The iteration workflow it belongs to. */
+  workflowId: string;
+  attempt: number;
+  /** Seconds left at the pace of this attempt so far; null before the first step is reported. */
+  etaS: number | null;
+}
+
+/** Where a run stands: its summary (live from the workflow while it runs, else the archive's), Temporal's view and what trains now. */
+export interface RunSnapshot {
+  summary: RunSummary;
+  /** Temporal's execution status: RUNNING, COMPLETED, FAILED, TERMINATED, … */
+  temporalStatus: string;
+  startTime: Date;
+  closeTime: Date | null;
+  /** When each finished iteration's workflow closed, by iteration number. */
+  iterationClosedAt: Record<number, Date>;
+  trainings: TrainingInFlight[];
+  /** The settings the run was started with (its first input), when the history still has them. */
+  settings: RunSettings | null;
+}
+
+function inFlightOf(workflowId: string, pending: { heartbeatDetails?: { payloads?: unknown[] | null } | null; lastStartedTime?: { seconds?: unknown; nanos?: number | null } | null; lastHeartbeatTime?: { seconds?: unknown; nanos?: number | null } | null; attempt?: number | null }): TrainingInFlight | null {
+  const payload = pending.heartbeatDetails?.payloads?.[0];
+  if (!payload) return null;
+  const beat = defaultPayloadConverter.fromPayload<TrainingHeartbeat>(payload as never);
+  if (typeof beat?.step !== 'number' || typeof beat.size !== 'string') return null;
+  const seconds = (t: typeof pending.lastStartedTime) => (t ? Number(t.seconds ?? 0) + (t.nanos ?? 0) / 1e9 : null);
+  const started = seconds(pending.lastStartedTime);
+  const beatAt = seconds(pending.lastHeartbeatTime);
+  const done = beat.step - beat.resumedFromStep;
+  const etaS = started !== null && beatAt !== null && done > 0 && beatAt > started ? ((beat.steps - beat.step) * (beatAt - started)) / done : null;
+  return { ...beat, workflowId, attempt: pending.attempt ?? 1, etaS };
+}
+
+/** The settings in the run's first history event (one event fetched, however long the history). */
+async function startSettings(client: Client, workflowId: string): Promise<RunSettings | null> {
+  const page = await client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId }, maximumPageSize: 1 });
+  const payload = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  return payload ? (defaultPayloadConverter.fromPayload<{ settings?: RunSettings }>(payload).settings ?? null) : null;
+}
+
+/**
+ * A run's state for `evo status` and `evo report`. A closed run is read from its archive (no worker
+ * needs to be up); a running one is queried, falling back to the archive while no worker answers.
+ */
+export function runSnapshot(workflowId: string): Promise<RunSnapshot> {
+  return withClient(async (client) => {
+    const handle = client.workflow.getHandle(workflowId);
+    const desc = await handle.describe();
+    const running = desc.status.name === 'RUNNING';
+    let summary: RunSummary | null = running ? null : readSummary(workflowId);
+    if (!summary) {
+      try {
+        summary = await handle.query<RunSummary>('status');
+      } catch (err) {
+        summary = readSummary(workflowId);
+        if (!summary) throw new EvoError(`run ${workflowId} has no summary yet: no worker answered its status query (${(err as Error).message.split('\n')[0]}) and the archive holds none`, 'NOT_FOUND');
+      }
+    }
+    const iterationClosedAt: Record<number, Date> = {};
+    for (const it of summary.iterations) {
+      const closed = await client.workflow.getHandle(iterationWorkflowId(workflowId, it.iteration)).describe().then((d) => d.closeTime, () => undefined);
+      if (closed) iterationClosedAt[it.iteration] = closed;
+    }
+    const trainings: TrainingInFlight[] = [];
+    for (const child of desc.raw.pendingChildren ?? []) {
+      if (!child.workflowId) continue;
+      const childDesc = await client.workflow.getHandle(child.workflowId).describe().catch(() => undefined);
+      for (const pending of childDesc?.raw.pendingActivities ?? []) {
+        const t = inFlightOf(child.workflowId, pending);
+        if (t) trainings.push(t);
+      }
+    }
+    return { summary, temporalStatus: desc.status.name, startTime: desc.startTime, closeTime: desc.closeTime ?? null, iterationClosedAt, trainings, settings: await startSettings(client, workflowId) };
+  }, `no workflow ${workflowId}`);
 }

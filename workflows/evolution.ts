@@ -3,7 +3,7 @@
 // pause/resume/stop signals, search attributes and continue-as-new.
 // Deterministic code only: randomness, time and I/O live in activities.
 import { ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, executeChild, patched, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { EvolutionInput, IterationRecord, RunSummary } from '../contract';
+import { iterationWorkflowId, type EvolutionInput, type IterationRecord, type RunSummary } from '../contract';
 import { addTotals, budgetExceeded, budgetMessage, emptyTotals } from '../propose/llm/ledger';
 import { EvoBestFitness, EvoFramework, EvoIteration, EvoStatus } from '../contract/search-attributes';
 import { controlActivities } from './activities';
@@ -21,10 +21,6 @@ function llmFailure(err: unknown): string | undefined {
     if (e instanceof ApplicationFailure && typeof e.type === 'string' && /^LLM_/.test(e.type)) return e.message;
   }
   return undefined;
-}
-
-function pad(n: number): string {
-  return String(n).padStart(3, '0');
 }
 
 export async function evolution(input: EvolutionInput): Promise<RunSummary> {
@@ -82,7 +78,7 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
     let record: IterationRecord;
     try {
       record = await executeChild(iteration, {
-        workflowId: `${runId}/iter-${pad(i)}`,
+        workflowId: iterationWorkflowId(runId, i),
         args: [
           {
             runId,
