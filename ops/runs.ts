@@ -8,7 +8,7 @@ import { CONTROL_QUEUE, iterationWorkflowId, type RunSettings, type RunSummary, 
 import { readSummary } from '../archive';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 import { chooseProvider } from '../propose';
-import { assertFramework } from '../core/program';
+import { assertFramework, hashText } from '../core/program';
 import { EvoError } from '../core/errors';
 import { progress } from '../core/output';
 
@@ -50,6 +50,17 @@ async function withClient<T>(use: (client: Client) => Promise<T>, notFound?: str
   }
 }
 
+/** The resolved settings in a few words and their content hash, for the run's memo (shown on its Web UI page). */
+export function configDigest(settings: RunSettings): { hash: string; text: string } {
+  const ev = settings.evaluator;
+  const text = [
+    `${settings.framework}, ${ev.profile} profile, ${settings.iterations} iterations, seed ${settings.seed}`,
+    `sizes ${ev.sizes.map((s) => s.name).join(' ')}; seeds ${ev.seeds.join(',')}; ${ev.training.steps} steps, batch ${ev.training.batchSize}, lr ${ev.training.learningRate}`,
+    `fitness ${settings.fitness.mode} (${settings.fitness.level} intervals, margin ${settings.fitness.margin}); mutation ${settings.llm ? `llm ${settings.llm.primaryModel}` : settings.mutation.provider}; screen ${settings.screen.enabled ? 'on' : 'off'}`,
+  ].join('\n');
+  return { hash: hashText(JSON.stringify(settings)), text };
+}
+
 export function startRun(settings: RunSettings, workflowId?: string): Promise<string> {
   return withClient(async (client) => {
     const id = workflowId ?? `evo-${settings.framework}-${settings.evaluator.profile}-${timestamp()}`;
@@ -63,13 +74,10 @@ export function startRun(settings: RunSettings, workflowId?: string): Promise<st
         { key: EvoIteration, value: 0 },
       ],
       staticSummary: `evolve ${settings.framework} attention, ${settings.evaluator.profile} profile, ${settings.iterations} iterations`,
+      memo: { config: configDigest(settings) },
     });
     return id;
   });
-}
-
-export function queryRun(workflowId: string): Promise<RunSummary> {
-  return withClient((client) => client.workflow.getHandle(workflowId).query<RunSummary>('status'), `no workflow ${workflowId}`);
 }
 
 /** `pause`, `resume` or `stop` one run (the evolution workflow's signals). */
