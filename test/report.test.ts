@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { iterationWorkflowId, type RunSummary } from '../contract';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
@@ -39,6 +39,7 @@ function evo(...args: string[]) {
 before(async () => {
   delete process.env.OPENAI_API_KEY;
   delete process.env.OPENAI_BASE_URL;
+  Runtime.install({ logger: new DefaultLogger('WARN', (entry) => logs.push(`${entry.message} ${JSON.stringify(entry.meta ?? {})}`)) });
   server = await startTestServer();
   Object.assign(process.env, server.env, {
     EVOSCALE_HOME: path.join(scratch, 'home'),

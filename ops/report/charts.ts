@@ -47,7 +47,7 @@ export function fitnessSpec(s: RunSummary): TopLevelSpec {
   const rows = s.iterations
     .filter((it) => it.fitness !== null)
     .map((it) => ({ iteration: it.iteration, fitness: it.fitness, lo: it.fitnessCi?.[0] ?? it.fitness, hi: it.fitnessCi?.[1] ?? it.fitness, status: it.status, decision: it.decision ?? '' }));
-  const x = { field: 'iteration', type: 'quantitative', title: 'iteration', axis: { tickMinStep: 1 } } as const;
+  const x = { field: 'iteration', type: 'quantitative', title: 'iteration', axis: { values: s.iterations.map((it) => it.iteration), format: 'd' } } as const;
   return {
     width: 560,
     height: 240,
@@ -65,14 +65,14 @@ function nOf(p: SizePoint, axis: FitAxis): number {
 
 /** Loss against N for one candidate: every seed's loss as a point and each fitted law as a line, the baseline beside it. */
 export function lossVsNSpec(it: IterationRecord, baseline: IterationRecord | undefined, axis: FitAxis): TopLevelSpec {
-  const programs = [{ label: `iteration ${it.iteration}`, rec: it }, ...(baseline && baseline !== it ? [{ label: 'baseline', rec: baseline }] : [])];
+  const programs = [{ label: it.iteration === 0 ? 'baseline' : `iteration ${it.iteration}`, rec: it }, ...(baseline && baseline !== it ? [{ label: 'baseline', rec: baseline }] : [])];
   const seeds = programs.flatMap(({ label, rec }) => rec.points.flatMap((p) => p.valLossBySeed.map((loss, k) => ({ program: label, N: nOf(p, axis), loss, seed: p.seeds[k], size: p.size }))));
   const ns = seeds.map((d) => d.N);
   const [lo, hi] = [Math.min(...ns), Math.max(...ns)];
   const fits = programs
     .filter(({ rec }) => rec.fit)
     .flatMap(({ label, rec }) => [lo, hi].map((N) => ({ program: label, N, loss: rec.fit!.intercept + rec.fit!.slope * Math.log(N) })));
-  const color = { field: 'program', type: 'nominal', title: null, scale: { domain: programs.map((p) => p.label), range: ['#1f6fb4', '#999999'] } } as const;
+  const color = { field: 'program', type: 'nominal', title: null, scale: { domain: programs.map((p) => p.label), range: it.iteration === 0 ? ['#999999'] : ['#1f6fb4', '#999999'] } } as const;
   const x = { field: 'N', type: 'quantitative', scale: { type: 'log' }, title: axis === 'total' ? 'parameters N (total)' : 'parameters N (non-embedding)' } as const;
   return {
     width: 260,
@@ -80,7 +80,7 @@ export function lossVsNSpec(it: IterationRecord, baseline: IterationRecord | und
     title: { text: `iteration ${it.iteration} (${it.status})`, fontSize: 12 },
     layer: [
       { data: { values: fits }, mark: { type: 'line', strokeWidth: 1.5 }, encoding: { x, y: { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'validation loss' }, color, detail: { field: 'program' } } },
-      { data: { values: seeds }, mark: { type: 'point', filled: true, size: 40, opacity: 0.8 }, encoding: { x, y: { field: 'loss', type: 'quantitative' }, color, shape: { field: 'program', type: 'nominal', title: null }, tooltip: [{ field: 'program' }, { field: 'size' }, { field: 'seed' }, { field: 'loss' }] } },
+      { data: { values: seeds }, mark: { type: 'point', filled: true, size: 40, opacity: 0.8 }, encoding: { x, y: { field: 'loss', type: 'quantitative' }, color, tooltip: [{ field: 'program' }, { field: 'size' }, { field: 'seed' }, { field: 'loss' }] } },
     ],
   };
 }
@@ -90,7 +90,9 @@ export function curvesSpec(s: RunSummary, curves: TrainingCurve[]): TopLevelSpec
   const label = new Map<string, string>();
   for (const it of s.iterations) if (it.programHash && !label.has(it.programHash)) label.set(it.programHash, it.iteration === 0 ? 'baseline' : `iteration ${it.iteration}`);
   const lines = curves.flatMap((c) => c.curve.map((p) => ({ size: c.size, program: label.get(c.programHash) ?? c.programHash, run: `${c.programHash}-${c.size}-${c.seed}`, step: p.step, loss: p.trainLoss })));
-  const sizes = [...new Set(curves.map((c) => c.size))];
+  // Panels in the profile's order of sizes (smallest first), as the records list them.
+  const order = s.iterations.find((it) => it.points.length)?.points.map((p) => p.size) ?? [];
+  const sizes = [...new Set([...order, ...curves.map((c) => c.size)])];
   return {
     data: { values: lines },
     facet: { field: 'size', type: 'nominal', title: null, sort: sizes },
@@ -150,7 +152,7 @@ export function usageSpec(s: RunSummary, closedAt: Record<number, Date>): TopLev
     return { iteration: it.iteration, at: closedAt[it.iteration]?.toISOString() ?? null, tokens: it.usage.promptTokens + it.usage.completionTokens, calls, cost };
   });
   const timed = rows.every((r) => r.at !== null);
-  const x = timed ? ({ field: 'at', type: 'temporal', title: 'iteration finished' } as const) : ({ field: 'iteration', type: 'quantitative', title: 'iteration' } as const);
+  const x = timed ? ({ field: 'at', type: 'temporal', title: 'iteration finished (UTC)', timeUnit: 'utcyearmonthdatehoursminutesseconds', axis: { format: '%H:%M:%S' } } as const) : ({ field: 'iteration', type: 'quantitative', title: 'iteration' } as const);
   return {
     width: 560,
     height: 200,

@@ -47,7 +47,7 @@ function diffHtml(p: ReportPage): string {
   if (!p.best) return '<p>No candidate has been accepted over the baseline yet.</p>';
   if (!p.baseline) return '<p>The archive does not hold both programs.</p>';
   const patch = createTwoFilesPatch('baseline', `iteration ${p.best.iteration}`, p.baseline.source, p.best.source, undefined, undefined, { context: 3 });
-  const lines = patch.split('\n').slice(2); // the "Index"/"===" header lines say nothing here
+  const lines = patch.split('\n').slice(1); // the "===" rule says nothing here
   const cls = (l: string) => (l.startsWith('@@') ? 'hunk' : l.startsWith('+') && !l.startsWith('+++') ? 'add' : l.startsWith('-') && !l.startsWith('---') ? 'del' : '');
   return `<pre class="diff">${lines.map((l) => (cls(l) ? `<span class="${cls(l)}">${esc(l)}</span>` : `${esc(l)}\n`)).join('')}</pre>`;
 }
