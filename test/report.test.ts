@@ -201,7 +201,7 @@ test('the Web UI shows each iteration with its summary and outcome, and the run 
     assert.ok(candidate.vsParent, 'one seed still gives the point as its interval');
     const delta = candidate.vsParent!.value;
     assert.match(details.child, new RegExp(`^iteration 1: .+ — ${candidate.status}, Δ [+−]${Math.abs(delta).toFixed(4)} \\[`));
-    assert.match(details.run, new RegExp(`^completed: 2 iterations recorded \\(of 1 after the baseline\\)\\nbest: iteration ${summary.best!.iteration}, fitness `));
+    assert.match(details.run, new RegExp(`^completed: 2 iterations recorded; plan: the baseline \\+ 1 iterations\\nbest: iteration ${summary.best!.iteration}, fitness `));
     const run = await client.workflow.getHandle(RUN).describe();
     const settings = runSettings({ framework: 'coefficient_dynamics', profile: 'micro', iterations: 1, heartbeatTimeoutS: 5 });
     assert.deepEqual(run.memo?.config, configDigest(settings));

@@ -17,13 +17,13 @@ export function iterationSummary(input: IterationInput): string {
 export function iterationOutcome(r: IterationRecord): string {
   const name = r.description || shortHash(r.programHash);
   const delta = r.vsParent ? `, Δ ${fmtSigned(r.vsParent.value)} ${fmtInterval([r.vsParent.lo, r.vsParent.hi])}` : r.fitness !== null ? `, fitness ${fmtSigned(r.fitness)}` : '';
-  const why = r.status === 'invalid' || r.error ? ` (${(r.error ?? '').slice(0, 160)})` : '';
-  return `iteration ${r.iteration}: ${name} — ${r.status}${delta}${r.status === 'invalid' ? why : ''}`;
+  const why = r.error ? ` (${r.error.slice(0, 160)})` : '';
+  return `iteration ${r.iteration}: ${name} — ${r.status}${delta}${why}`;
 }
 
 /** The evolution's current details: where it is and the live best. */
 export function runDetails(s: RunSummary, iterations: number, now: string): string {
   const best = s.best ? `best: iteration ${s.best.iteration}, fitness ${fmtSigned(s.best.fitness)}, program ${shortHash(s.best.programHash)}` : 'best: none yet';
   const last = s.iterations[s.iterations.length - 1];
-  return [`${s.status}: ${now} (of ${iterations} after the baseline)`, best, ...(last ? [`last: ${iterationOutcome(last)}`] : []), ...(s.reason ? [s.reason] : [])].join('\n');
+  return [`${s.status}: ${now}; plan: the baseline + ${iterations} iterations`, best, ...(last ? [`last: ${iterationOutcome(last)}`] : []), ...(s.reason ? [s.reason] : [])].join('\n');
 }
