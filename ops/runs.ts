@@ -186,6 +186,7 @@ export function runSnapshot(workflowId: string): Promise<RunSnapshot> {
     const desc = await handle.describe();
     const running = desc.status.name === 'RUNNING';
     let summary: RunSummary | null = running ? null : readSummary(workflowId);
+    if (!summary && !running) throw new EvoError(`run ${workflowId} closed (${desc.status.name}) before it recorded an iteration: nothing to show`, 'NOT_FOUND');
     if (!summary) {
       try {
         summary = await handle.query<RunSummary>('status');

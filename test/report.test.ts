@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
+import { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { iterationWorkflowId, type RunSummary } from '../contract';
 import { runSettings } from '../config/run-settings';
@@ -184,10 +185,23 @@ test('evo report of an unknown run, or to a folder it cannot write, is a one-lin
   assert.match(unwritable.stderr, /^evo: error: cannot write the report to .*report\.html: ENOTDIR\n$/);
 });
 
+test('evo report of a run that closed before recording anything says so in one line', async () => {
+  const settings = runSettings({ framework: 'coefficient_dynamics', profile: 'micro', iterations: 1, heartbeatTimeoutS: 5 });
+  await startRun(settings, 'evo-test-report-terminated');
+  const connection = await server.connect();
+  try {
+    await new Client({ connection, namespace: server.namespace }).workflow.getHandle('evo-test-report-terminated').terminate('the test ends it at once');
+  } finally {
+    await connection.close();
+  }
+  const r = evo('report', 'evo-test-report-terminated');
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, 'evo: error: run evo-test-report-terminated closed (TERMINATED) before it recorded an iteration: nothing to show\n');
+});
+
 test('the Web UI shows each iteration with its summary and outcome, and the run with its live best and config digest', async () => {
   const connection = await server.connect();
   try {
-    const { Client } = await import('@temporalio/client');
     const client = new Client({ connection, namespace: server.namespace });
     const [baseline, candidate] = summary.iterations;
     const child = await client.workflow.getHandle(iterationWorkflowId(RUN, 1)).describe();
