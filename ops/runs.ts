@@ -1,6 +1,6 @@
 // Evolution runs through the Temporal client: settings from a config, start, follow, query,
 // signal and list. The CLI, `npm start` and the tests share these; output is the caller's.
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { connectClient } from './temporal/connection';
 import { EvoFramework, EvoStatus, EvoIteration } from '../contract/search-attributes';
 import { defaultPayloadConverter } from '@temporalio/common';
@@ -156,10 +156,12 @@ export interface RunSnapshot {
   settings: RunSettings | null;
 }
 
-function inFlightOf(workflowId: string, pending: { heartbeatDetails?: { payloads?: unknown[] | null } | null; lastStartedTime?: { seconds?: unknown; nanos?: number | null } | null; lastHeartbeatTime?: { seconds?: unknown; nanos?: number | null } | null; attempt?: number | null }): TrainingInFlight | null {
+type PendingActivity = NonNullable<WorkflowExecutionDescription['raw']['pendingActivities']>[number];
+
+function inFlightOf(workflowId: string, pending: PendingActivity): TrainingInFlight | null {
   const payload = pending.heartbeatDetails?.payloads?.[0];
   if (!payload) return null;
-  const beat = defaultPayloadConverter.fromPayload<TrainingHeartbeat>(payload as never);
+  const beat = defaultPayloadConverter.fromPayload<TrainingHeartbeat>(payload);
   if (typeof beat?.step !== 'number' || typeof beat.size !== 'string') return null;
   const seconds = (t: typeof pending.lastStartedTime) => (t ? Number(t.seconds ?? 0) + (t.nanos ?? 0) / 1e9 : null);
   const started = seconds(pending.lastStartedTime);
