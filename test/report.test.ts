@@ -15,6 +15,7 @@ import { repoRoot } from '../core/paths';
 import { configDigest, runSnapshot, startRun, waitForRun, type TrainingInFlight } from '../ops/runs';
 import { trainingsText } from '../ops/run-report';
 import { lineageNodes } from '../ops/report/charts';
+import { renderReport } from '../ops/report';
 import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
 import { withWorkers } from './helpers/workers';
 
@@ -31,6 +32,7 @@ const RUN = 'evo-test-report';
 let summary: RunSummary;
 /** Trainings `runSnapshot` saw in flight while the run went on. */
 const seenInFlight: TrainingInFlight[] = [];
+let midRunReport: string | undefined;
 
 function evo(...args: string[]) {
   const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], { encoding: 'utf8', env: process.env });
@@ -59,6 +61,8 @@ before(async () => {
     while (!finished) {
       const snap = await runSnapshot(RUN).catch(() => undefined);
       seenInFlight.push(...(snap?.trainings ?? []));
+      // The report of the run while it goes on, once, as soon as a training is in flight.
+      if (snap?.trainings.length && midRunReport === undefined) midRunReport = await renderReport(RUN, snap);
       await new Promise((r) => setTimeout(r, 300));
     }
     return done;
@@ -160,6 +164,12 @@ test('evo report of a real micro run opens in headless Chromium with no console 
   } finally {
     await browser.close();
   }
+});
+
+test('evo report of a run still going shows it running, with its trainings in flight', () => {
+  assert.ok(midRunReport, 'a report was rendered while a training was in flight');
+  assert.match(midRunReport!, /Temporal RUNNING/);
+  assert.match(midRunReport!, /<h2>Trainings in flight<\/h2><table>.*<td>d\d+-L1-H2<\/td><td class="num">1234<\/td><td class="num">\d+\/40<\/td>/s);
 });
 
 test('the lineage hangs each iteration off the accepted iteration whose program it mutated', () => {
