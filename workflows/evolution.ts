@@ -48,7 +48,7 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
   setHandler(stopSignal, () => {
     stopRequested = true;
   });
-  let now = 'preparing data';
+  let now = input.carried ? 'continued as new' : 'preparing data';
   // Search attributes for the list's filters; current details (no command: replay-safe) for the run's page.
   const publish = () => {
     setCurrentDetails(runDetails(summary, settings.iterations, now));
