@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -33,6 +33,8 @@ let summary: RunSummary;
 /** Trainings `runSnapshot` saw in flight while the run went on. */
 const seenInFlight: TrainingInFlight[] = [];
 let midRunReport: string | undefined;
+/** What `evo report --watch`, started with the run, printed before it exited. */
+let watched: Promise<{ code: number | null; stdout: string }>;
 
 function evo(...args: string[]) {
   const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], { encoding: 'utf8', env: process.env });
@@ -54,6 +56,13 @@ before(async () => {
   const settings = runSettings({ framework: 'coefficient_dynamics', profile: 'micro', iterations: 1, heartbeatTimeoutS: 5 });
   summary = await withWorkers(server, bundle, logs, async () => {
     await startRun(settings, RUN);
+    // `evo report --watch` follows the run from its start and ends by itself once the run closes.
+    const watcher = spawn(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), 'report', RUN, '--watch', '2', '--out', path.join(scratch, 'watched.html')], { env: process.env });
+    watched = new Promise((resolve) => {
+      let stdout = '';
+      watcher.stdout.on('data', (d) => (stdout += d));
+      watcher.on('exit', (code) => resolve({ code, stdout }));
+    });
     const done = waitForRun(RUN, () => {});
     let finished = false;
     void done.finally(() => (finished = true));
@@ -170,6 +179,16 @@ test('evo report of a run still going shows it running, with its trainings in fl
   assert.ok(midRunReport, 'a report was rendered while a training was in flight');
   assert.match(midRunReport!, /Temporal RUNNING/);
   assert.match(midRunReport!, /<h2>Trainings in flight<\/h2><table>.*<td>d\d+-L1-H2<\/td><td class="num">1234<\/td><td class="num">\d+\/40<\/td>/s);
+});
+
+test('evo report --watch rewrites the report while the run goes on and exits once it has closed', async () => {
+  const { code, stdout } = await watched;
+  assert.equal(code, 0);
+  const lines = stdout.trim().split('\n');
+  assert.ok(lines.length >= 2, stdout);
+  assert.match(lines[0], /report written to .*watched\.html \(run RUNNING\)$/);
+  assert.match(lines[lines.length - 1], /report written to .*watched\.html \(run COMPLETED\)$/);
+  assert.match(fs.readFileSync(path.join(scratch, 'watched.html'), 'utf8'), /Temporal COMPLETED/);
 });
 
 test('the lineage hangs each iteration off the accepted iteration whose program it mutated', () => {

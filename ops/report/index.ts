@@ -29,14 +29,25 @@ export async function renderReport(workflowId: string, snapshot?: RunSnapshot): 
   });
 }
 
-/** Write the report to `out` (default: the run's folder in the archive); returns the file written. */
-export async function writeReport(workflowId: string, out?: string): Promise<string> {
-  const html = await renderReport(workflowId);
+/** Write the report to `out` (default: the run's folder in the archive); returns the file written and the run's Temporal status. */
+export async function writeReport(workflowId: string, out?: string): Promise<{ file: string; temporalStatus: string }> {
+  const snapshot = await runSnapshot(workflowId);
+  const html = await renderReport(workflowId, snapshot);
   const file = out ?? reportPath(workflowId);
   try {
     writeFileAtomic(file, html);
   } catch (err) {
     throw new EvoError(`cannot write the report to ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'UNWRITABLE');
   }
-  return file;
+  return { file, temporalStatus: snapshot.temporalStatus };
+}
+
+/** Rewrite the report every `everyS` seconds while the run is open, and once more when it has closed. */
+export async function watchReport(workflowId: string, out: string | undefined, everyS: number, onWrite: (file: string, temporalStatus: string) => void): Promise<void> {
+  for (;;) {
+    const { file, temporalStatus } = await writeReport(workflowId, out);
+    onWrite(file, temporalStatus);
+    if (temporalStatus !== 'RUNNING') return;
+    await new Promise((r) => setTimeout(r, everyS * 1000));
+  }
 }
