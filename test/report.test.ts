@@ -89,7 +89,6 @@ interface Marks {
   lines: number;
   rules: number;
   bars: number;
-  links: number;
 }
 
 function expectedMarks(s: RunSummary, curveFiles: number): Record<string, Partial<Marks>> {
@@ -99,7 +98,7 @@ function expectedMarks(s: RunSummary, curveFiles: number): Record<string, Partia
   const out: Record<string, Partial<Marks>> = {
     fitness: { symbols: scored, rules: scored, lines: 1 },
     curves: { lines: curveFiles },
-    lineage: { symbols: s.iterations.length, links: s.iterations.length - 1 },
+    lineage: { symbols: s.iterations.length, rules: 2 * (s.iterations.length - 1) },
     usage: { bars: s.iterations.length, lines: 1 },
   };
   for (const it of trained) {
@@ -148,7 +147,6 @@ test('evo report of a real micro run opens in headless Chromium with no console 
             lines: count(fig, 'g.mark-line.role-mark > path'),
             rules: count(fig, 'g.mark-rule.role-mark > line'),
             bars: count(fig, 'g.mark-rect.role-mark > path'),
-            links: count(fig, 'g.mark-path.role-mark > path'),
           },
         ]),
       );

@@ -117,29 +117,47 @@ export function lineageNodes(s: RunSummary): { id: number; parent: number | null
   return s.iterations.map((it) => {
     const parent = it.iteration === 0 ? null : (owner.get(it.parentHash ?? '') ?? 0);
     if (it.programHash && it.status === 'accepted' && !owner.has(it.programHash)) owner.set(it.programHash, it.iteration);
-    return { id: it.iteration, parent, label: `${it.iteration}: ${(it.description || it.programHash || '').slice(0, 40)}`, status: it.status };
+    return { id: it.iteration, parent, label: `${it.iteration}: ${(it.description || it.programHash || '').slice(0, 60)}`, status: it.status };
   });
 }
 
-export function lineageSpec(s: RunSummary): vega.Spec {
+const ROW = 22;
+const INDENT = 18;
+
+/**
+ * The lineage as an indented tree, one row per iteration in order and one indent per generation,
+ * each child joined to its parent by an elbow (two rules): labels never collide, however long the run.
+ */
+export function lineageSpec(s: RunSummary): TopLevelSpec {
   const nodes = lineageNodes(s);
-  const height = Math.max(120, nodes.length * 26);
+  const depth = new Map<number, number>();
+  const row = new Map(nodes.map((n, i) => [n.id, i]));
+  const placed = nodes.map((n) => {
+    const d = n.parent === null ? 0 : (depth.get(n.parent) ?? 0) + 1;
+    depth.set(n.id, d);
+    return { ...n, x: d * INDENT + 6, y: row.get(n.id)! * ROW + 10 };
+  });
+  const at = new Map(placed.map((n) => [n.id, n]));
+  const edges = placed.flatMap((n) => {
+    if (n.parent === null) return [];
+    const p = at.get(n.parent)!;
+    return [
+      { x: p.x, x2: p.x, y: p.y, y2: n.y },
+      { x: p.x, x2: n.x, y: n.y, y2: n.y },
+    ];
+  });
+  const maxX = Math.max(0, ...placed.map((n) => n.x));
+  const px = (field: string) => ({ field, type: 'quantitative', scale: null, axis: null }) as const;
   return {
-    width: 620,
-    height,
-    padding: 8,
-    config: { text: { font: FONT } },
-    data: [
-      { name: 'tree', values: nodes, transform: [{ type: 'stratify', key: 'id', parentKey: 'parent' }, { type: 'tree', method: 'tidy', size: [{ signal: 'height' }, { signal: 'width - 260' }], as: ['y', 'x', 'depth', 'children'] }] },
-      { name: 'links', source: 'tree', transform: [{ type: 'treelinks' }, { type: 'linkpath', orient: 'horizontal', shape: 'diagonal' }] },
+    width: maxX + 480,
+    height: placed.length * ROW,
+    config: { view: { stroke: null } },
+    layer: [
+      { data: { values: edges }, mark: { type: 'rule', color: '#aaa' }, encoding: { x: px('x'), x2: { field: 'x2' }, y: px('y'), y2: { field: 'y2' } } },
+      { data: { values: placed }, mark: { type: 'point', filled: true, size: 70, opacity: 1 }, encoding: { x: px('x'), y: px('y'), color: { field: 'status', type: 'nominal', scale: STATUS_COLORS, title: 'status' }, tooltip: [{ field: 'label' }, { field: 'status' }] } },
+      { data: { values: placed }, mark: { type: 'text', align: 'left', dx: 9, fontSize: 11 }, encoding: { x: px('x'), y: px('y'), text: { field: 'label' } } },
     ],
-    scales: [{ name: 'color', type: 'ordinal', domain: STATUS_COLORS.domain, range: STATUS_COLORS.range }],
-    marks: [
-      { type: 'path', from: { data: 'links' }, encode: { update: { path: { field: 'path' }, stroke: { value: '#aaa' } } } },
-      { type: 'symbol', from: { data: 'tree' }, encode: { update: { x: { field: 'x' }, y: { field: 'y' }, size: { value: 90 }, fill: { scale: 'color', field: 'status' }, tooltip: { signal: "datum.label + ' (' + datum.status + ')'" } } } },
-      { type: 'text', from: { data: 'tree' }, encode: { update: { x: { field: 'x', offset: 8 }, y: { field: 'y' }, dy: { value: 3 }, text: { field: 'label' }, fontSize: { value: 10 } } } },
-    ],
-  } as vega.Spec;
+  };
 }
 
 /** LLM tokens per iteration as bars and the run's cumulative cost as a line, against when each iteration finished. */
@@ -179,7 +197,7 @@ export async function renderCharts(s: RunSummary, curves: TrainingCurve[], close
     charts.push({ id: 'curves', title: 'Training curves per size', caption: 'Train loss against step, one line per program and seed.', svg: await toSvg(compile(curvesSpec(s, curves))) });
   }
   if (s.iterations.length > 0) {
-    charts.push({ id: 'lineage', title: 'Lineage', caption: 'Each iteration hangs off the program it mutated (its parent), coloured by status.', svg: await toSvg(lineageSpec(s)) });
+    charts.push({ id: 'lineage', title: 'Lineage', caption: 'One row per iteration, indented under the accepted iteration whose program it mutated (its parent), coloured by status.', svg: await toSvg(compile(lineageSpec(s))) });
     charts.push({ id: 'usage', title: 'LLM calls, tokens and cost', caption: 'Tokens each iteration’s proposals used (bars) and the run’s cumulative cost (line); the offline catalogue costs nothing.', svg: await toSvg(compile(usageSpec(s, closedAt))) });
   }
   return charts;
