@@ -143,6 +143,23 @@ export interface FitSummary {
   slopeStdErr: number | null;
 }
 
+/** The child workflow of a run's iteration i: `<runId>/iter-NNN`. */
+export function iterationWorkflowId(runId: string, iteration: number): string {
+  return `${runId}/iter-${String(iteration).padStart(3, '0')}`;
+}
+
+/** What a training activity reports in each heartbeat: where it is, for `evo status` and the Web UI. */
+export interface TrainingHeartbeat {
+  size: string;
+  seed: number;
+  step: number;
+  steps: number;
+  /** The step this attempt started from (a checkpoint after a retry). */
+  resumedFromStep: number;
+  trainLoss?: number;
+  valLoss?: number;
+}
+
 export const CONTROL_QUEUE = 'evoscale-control';
 export const TRAIN_QUEUE = 'evoscale-train';
 /** The failure type of a candidate's own fault in a step (activities/errors.ts): final, and the workflow records the candidate as invalid. */
