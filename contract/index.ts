@@ -58,7 +58,7 @@ export interface DataSpec {
   copySegments?: CopySegments;
 }
 
-/** Segments of `period` random symbols (of the `symbols` ids the text uses least) repeated to `length` tokens, `fraction` of the stream. */
+/** Segments of `period` random symbols (of the `symbols` ids the text uses least) repeated to `length` tokens; `fraction` of the stream. */
 export interface CopySegments {
   fraction: number;
   period: number;

@@ -1,9 +1,10 @@
 // Synthetic in-context copying mixed into a corpus: segments of `period` random symbols repeated to
 // `length` tokens, set between stretches of the text. After a segment's first period every token
-// equals the one `period` positions back, so a block predicts it only by attending that far back:
-// a block with no mixing sees one symbol, a uniform average sees a bag of `period` of them. This
-// makes small models' loss depend on what attention can retrieve (Poli et al. 2024 found such
-// synthetic tasks predictive of architectures' scaling), where short text alone barely does.
+// equals the one `period` positions back, so a block predicts it best by attending there: no mixing
+// sees the current symbol alone. Small models' loss then depends on what attention retrieves, where
+// short text alone barely does (Poli et al. 2024 found such synthetic tasks predictive of
+// architectures' scaling). Symbols are the ids the text uses least, so a segment's tokens say by
+// themselves that copying, not language, predicts what comes next.
 import { EvoError } from '../../core/errors';
 import { mulberry32 } from '../../core/random';
 import type { CopySegments } from '../../contract';
