@@ -70,3 +70,48 @@ export function graphHash(graph: Omit<AttentionGraph, 'hash'>): string {
 export function shapeKey(s: TraceShape): string {
   return `b${s.batch}-t${s.seqLen}-d${s.dModel}-h${s.nHeads}`;
 }
+
+const isShape = (v: unknown): v is number[] => Array.isArray(v) && v.every((n) => Number.isInteger(n) && n >= 0);
+const isSpec = (v: unknown): boolean =>
+  typeof v === 'object' && v !== null && isShape((v as TensorSpec).shape) && ['float32', 'int32', 'bool'].includes((v as TensorSpec).dtype);
+
+/**
+ * Checks a graph that came out of a process which ran untrusted code, before anything stores or
+ * interprets it: the format, the shape it was traced at, its hash, backward-only references, the
+ * supported kernels and the (B, T, D) float32 output. Throws with one line on the first problem.
+ */
+export function checkGraph(raw: unknown, shape: TraceShape): AttentionGraph {
+  const fail = (why: string): never => {
+    throw new Error(`traced graph for ${shapeKey(shape)}: ${why}`);
+  };
+  const g = raw as AttentionGraph;
+  if (typeof g !== 'object' || g === null || g.format !== GRAPH_FORMAT) fail(`not a ${GRAPH_FORMAT} graph`);
+  if (shapeKey(g.shape ?? ({} as TraceShape)) !== shapeKey(shape)) fail(`traced at ${JSON.stringify(g.shape)}, not at this shape`);
+  if (!Array.isArray(g.nodes) || !Array.isArray(g.params) || !Array.isArray(g.kernels)) fail('nodes, params or kernels missing');
+  const supported = new Set<string>(SUPPORTED_KERNELS);
+  const outs: TensorSpec[][] = [];
+  const ref = (r: unknown, at: number): TensorSpec => {
+    const [n, k] = Array.isArray(r) ? (r as number[]) : [];
+    if (!Number.isInteger(n) || n < 0 || n >= at || !Number.isInteger(k) || !outs[n][k]) fail(`node ${at} refers to a missing value ${JSON.stringify(r)}`);
+    return outs[n][k];
+  };
+  g.nodes.forEach((node, i) => {
+    if (node.op === 'Kernel') {
+      if (!supported.has(node.kernel)) fail(`kernel ${node.kernel} is not supported by the torch engine`);
+      if (!Array.isArray(node.inputs) || !Array.isArray(node.outs) || !node.outs.every(isSpec)) fail(`node ${i} is malformed`);
+      for (const [, r] of node.inputs) ref(r, i);
+      outs.push(node.outs);
+    } else if (node.op === 'Input' || node.op === 'Param' || node.op === 'Const') {
+      if (!isSpec(node.out)) fail(`node ${i} is malformed`);
+      if (node.op === 'Const' && typeof node.data !== 'string') fail(`constant ${i} has no data`);
+      outs.push([node.out]);
+    } else {
+      fail(`node ${i} has unknown op ${JSON.stringify((node as { op?: unknown }).op)}`);
+    }
+  });
+  const out = ref(g.output, g.nodes.length);
+  if (out.dtype !== 'float32' || out.shape.join(',') !== [shape.batch, shape.seqLen, shape.dModel].join(',')) fail(`output is ${out.dtype} (${out.shape}), not float32 (${shape.batch}, ${shape.seqLen}, ${shape.dModel})`);
+  for (const p of g.params) if (g.nodes[p.node]?.op !== 'Param') fail(`parameter ${p.name} points at no Param node`);
+  if (graphHash(g) !== g.hash) fail('its hash does not match its content');
+  return g;
+}

@@ -54,8 +54,10 @@ function plainAttrs(kernel: string, attrs: unknown): Record<string, unknown> {
 
 interface Source {
   ref: Ref;
-  /** Whether the value is fixed for this shape (foldable): no path from x or a parameter. */
+  /** Whether the value is folded to data: it comes from literals alone (no path from x, the mask or a parameter). */
   constant: boolean;
+  /** Whether the block may read it back: a constant or the mask, which are the same for every input at this shape. */
+  readable: boolean;
   tensor: Tensor;
 }
 
@@ -72,16 +74,16 @@ class Recorder {
     return this.nodes.length - 1;
   }
 
-  input(name: 'x' | 'causalMask', t: Tensor, constant: boolean): void {
+  input(name: 'x' | 'causalMask', t: Tensor): void {
     const node = this.add({ op: 'Input', name, out: spec(t) });
-    this.byId.set(t.id, { ref: [node, 0], constant, tensor: t });
+    this.byId.set(t.id, { ref: [node, 0], constant: false, readable: name === 'causalMask', tensor: t });
   }
 
   param(name: string, init: ParamInit, v: Tensor): void {
     if (this.byId.has(v.id)) return;
     const node = this.add({ op: 'Param', name, init, out: spec(v) });
     this.params.push({ name, node });
-    this.byId.set(v.id, { ref: [node, 0], constant: false, tensor: v });
+    this.byId.set(v.id, { ref: [node, 0], constant: false, readable: false, tensor: v });
   }
 
   /** A tensor no recorded kernel produced (a scalar from `tf.mul(t, 0.5)`, `tf.tensor(…)`): a constant by value. */
@@ -89,7 +91,7 @@ class Recorder {
     const known = this.byId.get(t.id);
     if (known) return known;
     const node = this.add({ op: 'Const', data: encodeValues(t), out: spec(t) });
-    const s = { ref: [node, 0] as Ref, constant: true, tensor: t };
+    const s = { ref: [node, 0] as Ref, constant: true, readable: true, tensor: t };
     this.byId.set(t.id, s);
     return s;
   }
@@ -101,7 +103,7 @@ class Recorder {
     const sources = named.map(([name, t]) => [name, this.source(t)] as const);
     if (sources.every(([, s]) => s.constant)) {
       // Folded: the value is fixed for this shape, so the engine gets it as data whatever kernel made it.
-      for (const t of outs) this.byId.set(t.id, { ref: [this.add({ op: 'Const', data: encodeValues(t), out: spec(t) }), 0], constant: true, tensor: t });
+      for (const t of outs) this.byId.set(t.id, { ref: [this.add({ op: 'Const', data: encodeValues(t), out: spec(t) }), 0], constant: true, readable: true, tensor: t });
       return;
     }
     if (!SUPPORTED.has(kernel)) {
@@ -115,7 +117,8 @@ class Recorder {
       attrs: plainAttrs(kernel, attrs),
       outs: outs.map(spec),
     });
-    outs.forEach((t, i) => this.byId.set(t.id, { ref: [node, i], constant: false, tensor: t }));
+    const readable = sources.every(([, s]) => s.readable);
+    outs.forEach((t, i) => this.byId.set(t.id, { ref: [node, i], constant: false, readable, tensor: t }));
   }
 }
 
@@ -146,7 +149,7 @@ function recording<R>(rec: Recorder, fn: () => R): R {
   for (const [m, original] of reads) {
     proto[m] = function (this: Tensor, ...args: unknown[]) {
       const s = rec.paused > 0 ? undefined : rec.byId.get(this.id);
-      if (s && !s.constant) {
+      if (s && !s.readable) {
         throw new ProgramRejected(`trace: the block reads tensor values with ${m}(), so its graph would depend on the data`, 'trace');
       }
       return original.apply(this, args);
@@ -222,9 +225,9 @@ export function recordBlock(fn: AttentionFn, shape: TraceShape, seed: number): T
   const x = tf.keep(tf.randomNormal([B, T, D], 0, 1, 'float32', seed));
   const rec = new Recorder();
   const scope = `trace${recordings++}`;
-  rec.input('x', x, false);
-  // The mask is fixed for a shape but stays an input: the engine builds it, so T² values need not travel.
-  rec.input('causalMask', mask, true);
+  rec.input('x', x);
+  // The mask is fixed for a shape but stays an input, never folded: the engine builds it, so no T² values travel.
+  rec.input('causalMask', mask);
   const ctx = tracingContext(rec, attentionContext(store, scope, { dModel: D, nHeads: H, seqLen: T }, mask));
   let y: unknown;
   const output = tf.tidy(() => {

@@ -15,7 +15,8 @@ def _axes(value, rank):
 def _reduce(fn):
     def kernel(inp, attrs):
         x = inp["x"]
-        dims = _axes(attrs["reductionIndices"], x.dim())
+        # Max names its axes reductionIndices; Sum, Mean and Min name them axis.
+        dims = _axes(attrs["reductionIndices"] if "reductionIndices" in attrs else attrs["axis"], x.dim())
         return fn(x, dims, bool(attrs.get("keepDims", False)))
     return kernel
 
