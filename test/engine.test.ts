@@ -8,13 +8,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { baselineBlock, compileAttention, FRAMEWORKS } from '../core/program';
+import { baselineBlock, baselineProgram, compileAttention, FRAMEWORKS } from '../core/program';
 import { CATALOGUE } from '../propose/offline/catalogue';
 import { recordBlock, traceBlock } from '../trace/record';
 import { checkGraph, SUPPORTED_KERNELS, storeGraph, traceProgram, type TraceShape } from '../trace';
 import { enginePackageDir, findTorchPython } from '../engine/python';
 import { ProgramRejected } from '../core/errors';
 import { KERNEL_CASES, writeEngineFixtures } from './helpers/engine-fixtures';
+import { trainSize } from '../evaluator/evaluate';
+import { profileSettings } from '../evaluator/profiles';
+import { prepareData } from '../evaluator/data/prepare';
+import { parseEngineChoice } from '../engine/run';
 
 const SHAPE: TraceShape = { batch: 2, seqLen: 8, dModel: 8, nHeads: 2 };
 const PROGRAMS: [string, string][] = [...FRAMEWORKS.map((f) => [f, baselineBlock(f)] as [string, string]), ...CATALOGUE.map((v) => [v.id, v.block] as [string, string])];
@@ -116,4 +120,36 @@ test('the torch engine matches tfjs: every kernel (1e-5), every catalogue graph,
   assert.equal(r.status, 0, `python engine tests failed:\n${r.stderr.slice(-6000)}`);
   assert.match(r.stderr, /Ran \d+ tests/);
   assert.doesNotMatch(r.stderr, /skipped/);
+});
+
+test('EVOSCALE_ENGINE=torch: a training traces its program, runs on the torch engine, resumes after a cancel from its checkpoint and is cached', async () => {
+  process.env.EVOSCALE_HOME = path.join(tmp, 'home');
+  const micro = profileSettings('micro');
+  const settings = { ...micro, sizes: micro.sizes.slice(0, 1) };
+  const data = await prepareData(settings.data);
+  const program = baselineProgram('test_time_regression');
+  const env = { EVOSCALE_ENGINE: 'torch', CUDA_VISIBLE_DEVICES: '' };
+  const abort = new AbortController();
+  const events: string[] = [];
+  await assert.rejects(
+    trainSize(program, settings.sizes[0], settings, data, 1234, {
+      env,
+      signal: abort.signal,
+      onProgress: (p) => {
+        events.push(p.event);
+        if (p.event === 'checkpoint') abort.abort();
+      },
+    }),
+    /cancelled/,
+  );
+  assert.ok(events.includes('checkpoint'));
+  const resumed = await trainSize(program, settings.sizes[0], settings, data, 1234, { env });
+  assert.equal(resumed.backend, 'torch-cpu');
+  assert.equal(resumed.cached, false);
+  assert.ok(resumed.resumedFromStep >= settings.training.checkpointEvery && resumed.resumedFromStep < settings.training.steps, `resumed from ${resumed.resumedFromStep}`);
+  assert.ok(resumed.valLoss < Math.log(settings.data.vocabSize), `val loss ${resumed.valLoss}`);
+  const again = await trainSize(program, settings.sizes[0], settings, data, 1234, { env });
+  assert.equal(again.cached, true);
+  assert.equal(again.valLoss, resumed.valLoss);
+  assert.throws(() => parseEngineChoice('jax'), /unknown engine "jax" \(expected auto, tfjs, torch\)/);
 });

@@ -11,6 +11,10 @@ class EngineError(Exception):
     """Bad input a person can act on (torch too old, unsupported kernel, shape mismatch): one line."""
 
 
+class Diverged(EngineError):
+    """The candidate's own fault: its loss became NaN or infinite."""
+
+
 def require_torch():
     """The torch module, or an EngineError saying why it cannot be used."""
     try:

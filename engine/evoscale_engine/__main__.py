@@ -1,10 +1,11 @@
 """Command line: `python -m evoscale_engine train JOB.json` trains one job and writes JSON lines to
-stdout (progress, then {"result": …}); bad input ends with one line on stderr and exit status 2."""
+stdout (progress, then {"result": …}); bad input ends with one line on stderr and exit status 2, a
+diverged candidate with exit status 3, running out of GPU memory (not the candidate's fault) with 4."""
 
 import json
 import sys
 
-from . import EngineError, require_torch
+from . import Diverged, EngineError, require_torch
 
 
 def main(argv):
@@ -26,6 +27,14 @@ def main(argv):
         result = Trainer(job, lambda p: emit({"progress": p})).run()
         emit({"result": result})
         return 0
+    except Diverged as err:
+        print(f"evoscale_engine: {err}", file=sys.stderr)
+        return 3
+    except RuntimeError as err:
+        if "out of memory" not in str(err):
+            raise
+        print(f"evoscale_engine: out of GPU memory: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 4
     except (EngineError, OSError, KeyError, ValueError) as err:
         print(f"evoscale_engine: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from . import EngineError
+from . import Diverged, EngineError
 from .graph import check_graph, load_graph
 from .model import TransformerLM, seed_for
 
@@ -234,6 +234,12 @@ class Trainer:
             h.update(p.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 
+    def peak_bytes(self):
+        """On CUDA the allocator's peak; on CPU, which keeps no such count, weights and AdamW state only."""
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        return 3 * 4 * sum(p.numel() for p in self.params)
+
     def export_weights(self):
         return {name: p.detach().cpu() for name, p in self.model.named_weights()}
 
@@ -267,14 +273,14 @@ class Trainer:
                 pending = []
                 for s, v in losses[-len(values):]:
                     if not math.isfinite(v):
-                        raise EngineError(f"training diverged: the training loss became {v} at step {s}")
+                        raise Diverged(f"training diverged: the training loss became {v} at step {s}")
             step_seconds += time.time() - t0
             if first_step_seconds is None:
                 first_step_seconds = time.time() - t0  # with torch.compile: mostly compile time
             if is_eval:
                 val_loss = self.validation_loss()
                 if not math.isfinite(val_loss):
-                    raise EngineError(f"training diverged: the validation loss became {val_loss} at step {done}")
+                    raise Diverged(f"training diverged: the validation loss became {val_loss} at step {done}")
                 curve.append({"step": done, "trainLoss": losses[-1][1], "valLoss": val_loss})
                 self.on_progress({"event": "eval", "step": done, "steps": steps, "trainLoss": losses[-1][1], "valLoss": val_loss, "lr": lr, "resumedFromStep": start})
             if is_ckpt:
@@ -292,6 +298,7 @@ class Trainer:
             "msPerStep": 1000 * step_seconds / max(1, steps - start),
             "trainLosses": [v for _, v in losses],
             "stateHash": self.state_hash(),
+            "peakBytes": self.peak_bytes(),
             "precision": self.precision,
             "compiled": bool(self.job.get("compile")),
             "firstStepSeconds": first_step_seconds,
