@@ -203,6 +203,11 @@ class Trainer:
         self.opt.step()
         return loss.detach()
 
+    def train_step(self, step):
+        """One optimizer step on step `step`'s batch at its scheduled rate; the loss stays on the device."""
+        ids, targets = self._batch(step)
+        return self._train_step(ids, targets, learning_rate_at(step, self.job["training"]), step)
+
     def _batch(self, step):
         tr, T = self.job["training"], self.job["model"]["seqLen"]
         ids, targets = training_batch(self.train_tokens, step, self.job["seed"], tr["batchSize"], T)
@@ -261,9 +266,8 @@ class Trainer:
         first_step_seconds = None
         for step in range(start, steps):
             t0 = time.time()
-            ids, targets = self._batch(step)
             lr = learning_rate_at(step, tr)
-            pending.append((step + 1, self._train_step(ids, targets, lr, step)))
+            pending.append((step + 1, self.train_step(step)))
             done = step + 1
             is_eval = done % eval_every == 0 or done == steps
             is_ckpt = ckpt_every > 0 and done % ckpt_every == 0 and done < steps
