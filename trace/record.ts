@@ -230,20 +230,34 @@ export function recordBlock(fn: AttentionFn, shape: TraceShape, seed: number): T
   rec.input('causalMask', mask);
   const ctx = tracingContext(rec, attentionContext(store, scope, { dModel: D, nHeads: H, seqLen: T }, mask));
   let y: unknown;
-  const output = tf.tidy(() => {
-    try {
-      y = recording(rec, () => fn(tf as never, ctx, x));
-    } catch (err) {
-      if (err instanceof ProgramRejected) throw err;
-      throw new ProgramRejected(`trace: the block threw at shape (${B}, ${T}, ${D}) with ${H} heads: ${oneLine(err)}`, 'trace');
-    }
-    if (!(y instanceof tf.Tensor) || y.shape.join(',') !== [B, T, D].join(',') || y.dtype !== 'float32') {
-      throw new ProgramRejected(`trace: the block must return a float32 tensor of shape (${B}, ${T}, ${D})`, 'trace');
-    }
-    return (y as Tensor).dataSync() as Float32Array;
-  });
+  const dispose = () => {
+    x.dispose();
+    mask.dispose();
+    store.dispose();
+  };
+  let output: Float32Array;
+  try {
+    output = tf.tidy(() => {
+      try {
+        y = recording(rec, () => fn(tf as never, ctx, x));
+      } catch (err) {
+        if (err instanceof ProgramRejected) throw err;
+        throw new ProgramRejected(`trace: the block threw at shape (${B}, ${T}, ${D}) with ${H} heads: ${oneLine(err)}`, 'trace');
+      }
+      if (!(y instanceof tf.Tensor) || y.shape.join(',') !== [B, T, D].join(',') || y.dtype !== 'float32') {
+        throw new ProgramRejected(`trace: the block must return a float32 tensor of shape (${B}, ${T}, ${D})`, 'trace');
+      }
+      return (y as Tensor).dataSync() as Float32Array;
+    });
+  } catch (err) {
+    dispose();
+    throw err;
+  }
   const out = rec.byId.get((y as Tensor).id);
-  if (!out || out.constant) throw new ProgramRejected('trace: the block\'s output does not depend on its input or parameters', 'trace');
+  if (!out || out.constant) {
+    dispose();
+    throw new ProgramRejected('trace: the block\'s output does not depend on its input or parameters', 'trace');
+  }
   const pruned = prune(rec.nodes, out.ref, rec.params);
   const kernels = [...new Set(pruned.nodes.flatMap((n) => (n.op === 'Kernel' ? [n.kernel] : [])))].sort();
   const body = { format: GRAPH_FORMAT as typeof GRAPH_FORMAT, shape, nodes: pruned.nodes, output: pruned.output, params: pruned.params, kernels };

@@ -35,7 +35,7 @@ def main(argv):
             raise
         print(f"evoscale_engine: out of GPU memory: {str(err).splitlines()[0]}", file=sys.stderr)
         return 4
-    except (EngineError, OSError, KeyError, ValueError) as err:
+    except (EngineError, OSError, KeyError, ValueError, IndexError, TypeError) as err:
         print(f"evoscale_engine: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
         return 2
 
