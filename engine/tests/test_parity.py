@@ -179,5 +179,35 @@ class BadInput(unittest.TestCase):
             self.assertFalse(os.path.exists(job["checkpointPath"]))
 
 
+@unittest.skipUnless(REFS, "EVOSCALE_ENGINE_FIXTURES names no reference file (run from npm test)")
+class Settings(unittest.TestCase):
+    def test_bf16_autocast_trains_close_to_fp32(self):
+        ref = REFS["training"][0]
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = Trainer(parity_job(ref, os.path.join(tmp, "a.pt"), steps=5)).run()["trainLosses"]
+            job = parity_job(ref, os.path.join(tmp, "b.pt"), steps=5)
+            bf16 = Trainer({**job, "precision": "bf16"}).run()["trainLosses"]
+        self.assertEqual(len(bf16), 5)
+        # bfloat16 keeps 8 bits of mantissa: close to fp32, not equal.
+        self.assertLess(max(abs(a - b) for a, b in zip(fp32, bf16)), 0.05)
+
+    def test_an_unknown_precision_is_refused(self):
+        ref = REFS["training"][0]
+        with self.assertRaisesRegex(EngineError, "unknown precision 'fp8'"):
+            Trainer({**parity_job(ref, "unused.pt"), "precision": "fp8"})
+
+    @unittest.skipIf(torch.cuda.is_available(), "this machine has CUDA")
+    def test_cuda_asked_for_without_a_visible_device_is_refused(self):
+        ref = REFS["training"][0]
+        with self.assertRaisesRegex(EngineError, "device cuda was asked for, but this torch sees no CUDA device"):
+            Trainer({**parity_job(ref, "unused.pt"), "device": "cuda"})
+
+    @unittest.skipIf(hasattr(torch, "compile"), "this torch has torch.compile")
+    def test_compile_asked_for_on_a_torch_without_it_is_refused(self):
+        ref = REFS["training"][0]
+        with self.assertRaisesRegex(EngineError, "torch.compile was asked for"):
+            Trainer({**parity_job(ref, "unused.pt"), "compile": True})
+
+
 if __name__ == "__main__":
     unittest.main()
