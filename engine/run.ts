@@ -74,7 +74,7 @@ export async function trainWithTorch(job: TorchTrainJob, opts: TorchRunOptions):
   writeFileAtomic(jobPath, JSON.stringify(job));
   if (opts.signal?.aborted) throw new SandboxFailure('torch engine was cancelled before it started', 'killed');
   const child = spawn(python, ['-m', 'evoscale_engine', 'train', jobPath], {
-    env: { ...process.env, ...opts.env, PYTHONPATH: enginePackageDir },
+    env: { ...process.env, ...opts.env, PYTHONPATH: enginePackageDir, EVOSCALE_ENGINE_PARENT_PID: String(process.pid) },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group: one kill reaches everything it started
   });

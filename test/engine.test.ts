@@ -1,9 +1,9 @@
 // The GPU engine as a specification: validated blocks trace to content-addressed kernel graphs that
 // replay exactly, bad blocks are refused by name, and the PyTorch engine reproduces tfjs kernel by
 // kernel, graph by graph and over 20 training steps, and resumes a killed run bit-identically.
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,7 +14,10 @@ import { recordBlock, traceBlock } from '../trace/record';
 import { checkGraph, SUPPORTED_KERNELS, storeGraph, traceProgram, type TraceShape } from '../trace';
 import { enginePackageDir, findTorchPython } from '../engine/python';
 import { ProgramRejected } from '../core/errors';
-import { KERNEL_CASES, writeEngineFixtures } from './helpers/engine-fixtures';
+import { KERNEL_CASES, PARITY_MODEL, PARITY_TRAINING, writeEngineFixtures } from './helpers/engine-fixtures';
+import { writeTokenFile } from '../evaluator/data/token-file';
+import { repoRoot } from '../core/paths';
+import { initBackend } from '../evaluator/backend';
 import { trainSize } from '../evaluator/evaluate';
 import { profileSettings } from '../evaluator/profiles';
 import { prepareData } from '../evaluator/data/prepare';
@@ -31,6 +34,8 @@ const PROGRAMS: [string, string][] = [...FRAMEWORKS.map((f) => [f, baselineBlock
 const PARITY_IDS = [...FRAMEWORKS, 'cd-stick-breaking', 'cd-differential', 'cd-forgetting-gate', 'ttr-linear-kernel', 'ttr-ridge', 'mm-hyena', 'mm-forgetting-semiseparable'];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-engine-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+// In-process recordings need tfjs's backend; traceBlock sets it itself, recordBlock does not.
+before(() => initBackend());
 
 const block = (body: string) => `function attention(tf, ctx, x) {\n${body}\n}\n`;
 const WQKV = `const [B, T, D] = x.shape; const W = ctx.param('W', [D, D], 'glorot');
@@ -153,4 +158,37 @@ test('EVOSCALE_ENGINE=torch: a training traces its program, runs on the torch en
   assert.equal(again.cached, true);
   assert.equal(again.valLoss, resumed.valLoss);
   assert.throws(() => parseEngineChoice('jax'), /unknown engine "jax" \(expected auto, tfjs, torch\)/);
+});
+
+test('a torch training child dies with the process that started it, even by SIGKILL: no orphan trains on beside the retry', async () => {
+  const dir = path.join(tmp, 'orphan');
+  fs.mkdirSync(dir, { recursive: true });
+  const shape: TraceShape = { batch: PARITY_TRAINING.batchSize, seqLen: PARITY_MODEL.seqLen, dModel: PARITY_MODEL.dModel, nHeads: PARITY_MODEL.nHeads };
+  const run = recordBlock(compileAttention(baselineBlock('coefficient_dynamics')), shape, 5);
+  const graph = storeGraph(dir, run.graph);
+  run.x.dispose();
+  run.mask.dispose();
+  run.store.dispose();
+  const tokens = Int32Array.from({ length: 500 }, (_, i) => (i * 7) % PARITY_MODEL.vocabSize);
+  writeTokenFile(path.join(dir, 'train.tok'), tokens, PARITY_MODEL.vocabSize);
+  const job = {
+    graph, model: PARITY_MODEL, training: { ...PARITY_TRAINING, steps: 1_000_000, evalEvery: 1_000_000 }, seed: 1, device: 'cpu', precision: 'fp32', compile: false, threads: 1,
+    trainPath: path.join(dir, 'train.tok'), valPath: path.join(dir, 'train.tok'), checkpointPath: path.join(dir, 'checkpoint.pt'),
+  };
+  const script = `require(${JSON.stringify(path.join(repoRoot, 'dist', 'engine', 'run.js'))}).trainWithTorch(JSON.parse(process.argv[1]), { wallTimeoutMs: 600000, onProgress: (p) => p.event === 'start' && console.log('started') });`;
+  const parent = spawn(process.execPath, ['-e', script, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => parent.stdout!.on('data', (d) => String(d).includes('started') && resolve()));
+  const engineAlive = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((p) => {
+    try {
+      return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(path.join(dir, 'torch-job.json'));
+    } catch {
+      return false;
+    }
+  });
+  assert.ok(engineAlive(), 'the engine runs while its parent lives');
+  const gone = new Promise((r) => parent.once('exit', r));
+  parent.kill('SIGKILL');
+  await gone;
+  for (let i = 0; i < 50 && engineAlive(); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(engineAlive(), false, 'the engine outlived its parent');
 });

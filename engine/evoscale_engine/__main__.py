@@ -3,15 +3,33 @@ stdout (progress, then {"result": …}); bad input ends with one line on stderr 
 diverged candidate with exit status 3, running out of GPU memory (not the candidate's fault) with 4."""
 
 import json
+import os
 import sys
 
 from . import Diverged, EngineError, require_torch
+
+
+def die_with_parent():
+    """Linux: the kernel kills this process when the worker that started it dies (even by SIGKILL), so an
+    orphan never trains on beside the retry that resumes its checkpoint. EVOSCALE_ENGINE_PARENT_PID names
+    the parent, to catch one that died before the request took effect."""
+    parent = os.environ.get("EVOSCALE_ENGINE_PARENT_PID")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(parent):
+        os._exit(1)
 
 
 def main(argv):
     if len(argv) != 2 or argv[0] != "train":
         print("usage: python -m evoscale_engine train JOB.json", file=sys.stderr)
         return 2
+    die_with_parent()
     try:
         torch = require_torch()
         with open(argv[1], encoding="utf-8") as f:
