@@ -1,12 +1,14 @@
 // Evolution runs through the Temporal client: settings from a config, start, follow, query,
 // signal and list. The CLI, `npm start` and the tests share these; output is the caller's.
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { connectClient } from './temporal/connection';
 import { EvoFramework, EvoStatus, EvoIteration } from '../contract/search-attributes';
-import { CONTROL_QUEUE, type RunSettings, type RunSummary } from '../contract';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { CONTROL_QUEUE, iterationWorkflowId, type RunSettings, type RunSummary, type TrainingHeartbeat } from '../contract';
+import { readSummary } from '../archive';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 import { chooseProvider } from '../propose';
-import { assertFramework } from '../core/program';
+import { assertFramework, hashText } from '../core/program';
 import { EvoError } from '../core/errors';
 import { progress } from '../core/output';
 
@@ -48,6 +50,17 @@ async function withClient<T>(use: (client: Client) => Promise<T>, notFound?: str
   }
 }
 
+/** The resolved settings in a few words and their content hash, for the run's memo (shown on its Web UI page). */
+export function configDigest(settings: RunSettings): { hash: string; text: string } {
+  const ev = settings.evaluator;
+  const text = [
+    `${settings.framework}, ${ev.profile} profile, ${settings.iterations} iterations, seed ${settings.seed}`,
+    `sizes ${ev.sizes.map((s) => s.name).join(' ')}; seeds ${ev.seeds.join(',')}; ${ev.training.steps} steps, batch ${ev.training.batchSize}, lr ${ev.training.learningRate}`,
+    `fitness ${settings.fitness.mode} (${settings.fitness.level} intervals, margin ${settings.fitness.margin}); mutation ${settings.llm ? `llm ${settings.llm.primaryModel}` : settings.mutation.provider}; screen ${settings.screen.enabled ? 'on' : 'off'}`,
+  ].join('\n');
+  return { hash: hashText(JSON.stringify(settings)), text };
+}
+
 export function startRun(settings: RunSettings, workflowId?: string): Promise<string> {
   return withClient(async (client) => {
     const id = workflowId ?? `evo-${settings.framework}-${settings.evaluator.profile}-${timestamp()}`;
@@ -61,13 +74,10 @@ export function startRun(settings: RunSettings, workflowId?: string): Promise<st
         { key: EvoIteration, value: 0 },
       ],
       staticSummary: `evolve ${settings.framework} attention, ${settings.evaluator.profile} profile, ${settings.iterations} iterations`,
+      memo: { config: configDigest(settings) },
     });
     return id;
   });
-}
-
-export function queryRun(workflowId: string): Promise<RunSummary> {
-  return withClient((client) => client.workflow.getHandle(workflowId).query<RunSummary>('status'), `no workflow ${workflowId}`);
 }
 
 /** `pause`, `resume` or `stop` one run (the evolution workflow's signals). */
@@ -121,4 +131,86 @@ export function listRuns(limit = 50): Promise<RunListing[]> {
     }
     return runs;
   });
+}
+
+/** A training running now, from its activity's last heartbeat. */
+export interface TrainingInFlight extends TrainingHeartbeat {
+  /** The iteration workflow it belongs to. */
+  workflowId: string;
+  attempt: number;
+  /** Seconds left at the pace of this attempt so far; null before the first step is reported. */
+  etaS: number | null;
+}
+
+/** Where a run stands: its summary (live from the workflow while it runs, else the archive's), Temporal's view and what trains now. */
+export interface RunSnapshot {
+  summary: RunSummary;
+  /** Temporal's execution status: RUNNING, COMPLETED, FAILED, TERMINATED, … */
+  temporalStatus: string;
+  startTime: Date;
+  closeTime: Date | null;
+  /** When each finished iteration's workflow closed, by iteration number. */
+  iterationClosedAt: Record<number, Date>;
+  trainings: TrainingInFlight[];
+  /** The settings the run was started with (its first input), when the history still has them. */
+  settings: RunSettings | null;
+}
+
+type PendingActivity = NonNullable<WorkflowExecutionDescription['raw']['pendingActivities']>[number];
+
+function inFlightOf(workflowId: string, pending: PendingActivity): TrainingInFlight | null {
+  const payload = pending.heartbeatDetails?.payloads?.[0];
+  if (!payload) return null;
+  const beat = defaultPayloadConverter.fromPayload<TrainingHeartbeat>(payload);
+  if (typeof beat?.step !== 'number' || typeof beat.size !== 'string') return null;
+  const seconds = (t: typeof pending.lastStartedTime) => (t ? Number(t.seconds ?? 0) + (t.nanos ?? 0) / 1e9 : null);
+  const started = seconds(pending.lastStartedTime);
+  const beatAt = seconds(pending.lastHeartbeatTime);
+  const done = beat.step - beat.resumedFromStep;
+  const etaS = started !== null && beatAt !== null && done > 0 && beatAt > started ? ((beat.steps - beat.step) * (beatAt - started)) / done : null;
+  return { ...beat, workflowId, attempt: pending.attempt ?? 1, etaS };
+}
+
+/** The settings in the run's first history event (one event fetched, however long the history). */
+async function startSettings(client: Client, workflowId: string): Promise<RunSettings | null> {
+  const page = await client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId }, maximumPageSize: 1 });
+  const payload = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  return payload ? (defaultPayloadConverter.fromPayload<{ settings?: RunSettings }>(payload).settings ?? null) : null;
+}
+
+/**
+ * A run's state for `evo status` and `evo report`. A closed run is read from its archive (no worker
+ * needs to be up); a running one is queried, falling back to the archive while no worker answers.
+ */
+export function runSnapshot(workflowId: string): Promise<RunSnapshot> {
+  return withClient(async (client) => {
+    const handle = client.workflow.getHandle(workflowId);
+    const desc = await handle.describe();
+    const running = desc.status.name === 'RUNNING';
+    let summary: RunSummary | null = running ? null : readSummary(workflowId);
+    if (!summary && !running) throw new EvoError(`run ${workflowId} closed (${desc.status.name}) before it recorded an iteration: nothing to show`, 'NOT_FOUND');
+    if (!summary) {
+      try {
+        summary = await handle.query<RunSummary>('status');
+      } catch (err) {
+        summary = readSummary(workflowId);
+        if (!summary) throw new EvoError(`run ${workflowId} has no summary yet: no worker answered its status query (${(err as Error).message.split('\n')[0]}) and the archive holds none`, 'NOT_FOUND');
+      }
+    }
+    const iterationClosedAt: Record<number, Date> = {};
+    for (const it of summary.iterations) {
+      const closed = await client.workflow.getHandle(iterationWorkflowId(workflowId, it.iteration)).describe().then((d) => d.closeTime, () => undefined);
+      if (closed) iterationClosedAt[it.iteration] = closed;
+    }
+    const trainings: TrainingInFlight[] = [];
+    for (const child of desc.raw.pendingChildren ?? []) {
+      if (!child.workflowId) continue;
+      const childDesc = await client.workflow.getHandle(child.workflowId).describe().catch(() => undefined);
+      for (const pending of childDesc?.raw.pendingActivities ?? []) {
+        const t = inFlightOf(child.workflowId, pending);
+        if (t) trainings.push(t);
+      }
+    }
+    return { summary, temporalStatus: desc.status.name, startTime: desc.startTime, closeTime: desc.closeTime ?? null, iterationClosedAt, trainings, settings: await startSettings(client, workflowId) };
+  }, `no workflow ${workflowId}`);
 }

@@ -4,15 +4,18 @@ import type { CommandSpec } from '../spec';
 
 export const status: CommandSpec = {
   name: 'status',
-  summary: "show the stack and all runs, or one run's iterations, LLM usage and stop reason",
+  summary: "show the stack and all runs, or one run's iterations, trainings in flight, LLM usage and stop reason",
   options: [],
   positionals: [{ name: 'workflowId', description: 'one run to show; default: the stack and every run' }],
   async run(_o, [workflowId]) {
     const { temporalUiUrl } = await import('../../ops/temporal/connection');
-    const { listRuns, queryRun } = await import('../../ops/runs');
+    const { listRuns, runSnapshot } = await import('../../ops/runs');
     if (workflowId) {
-      const { renderSummary } = await import('../../ops/run-report');
-      process.stdout.write(renderSummary(await queryRun(workflowId)) + '\n');
+      const { renderSummary, trainingsText } = await import('../../ops/run-report');
+      const snap = await runSnapshot(workflowId);
+      process.stdout.write(renderSummary(snap.summary) + '\n');
+      if (snap.temporalStatus === 'RUNNING') process.stdout.write(trainingsText(snap.trainings, process.stdout.isTTY === true) + '\n');
+      else if (snap.temporalStatus !== 'COMPLETED') process.stdout.write(`Temporal: ${snap.temporalStatus}\n`);
       process.stdout.write(`Web UI: ${temporalUiUrl(workflowId) ?? '—'}\n`);
       return;
     }

@@ -264,6 +264,7 @@ class Trainer:
         losses = []
         step_seconds = 0.0
         first_step_seconds = None
+        curve_every = max(1, steps // 50)
         for step in range(start, steps):
             t0 = time.time()
             lr = learning_rate_at(step, tr)
@@ -271,7 +272,9 @@ class Trainer:
             done = step + 1
             is_eval = done % eval_every == 0 or done == steps
             is_ckpt = ckpt_every > 0 and done % ckpt_every == 0 and done < steps
-            if is_eval or is_ckpt:
+            # Between evaluations the curve keeps the train loss, about 50 points a training (as tfjs's).
+            is_point = not is_eval and done % curve_every == 0
+            if is_eval or is_ckpt or is_point:
                 values = torch.stack([l for _, l in pending]).float().cpu().tolist()  # the one host read
                 losses += [(s, v) for (s, _), v in zip(pending, values)]
                 pending = []
@@ -279,6 +282,8 @@ class Trainer:
                     if not math.isfinite(v):
                         raise Diverged(f"training diverged: the training loss became {v} at step {s}")
             step_seconds += time.time() - t0
+            if is_point:
+                curve.append({"step": done, "trainLoss": losses[-1][1]})
             if first_step_seconds is None:
                 first_step_seconds = time.time() - t0  # with torch.compile: mostly compile time
             if is_eval:
@@ -291,7 +296,7 @@ class Trainer:
                 save_checkpoint(job["checkpointPath"], {"jobHash": expected, "step": done, "curve": curve, "model": self.model.state_dict(), "optimizer": self.opt.state_dict()})
                 self.on_progress({"event": "checkpoint", "step": done, "steps": steps, "trainLoss": losses[-1][1], "lr": lr, "resumedFromStep": start})
         return {
-            "valLoss": curve[-1]["valLoss"],
+            "valLoss": next(p["valLoss"] for p in reversed(curve) if "valLoss" in p),
             "finalTrainLoss": losses[-1][1] if losses else curve[-1]["trainLoss"],
             "steps": steps,
             "params": self.model.param_counts(),
