@@ -21,10 +21,10 @@ export interface TrainSizeInput {
   data: PreparedData;
 }
 
-/** Environment a device worker hands its training children (the device pinning and backend). */
+/** Environment a device worker hands its training children (the device pinning, backend and engine). */
 export function deviceEnv(): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const key of ['CUDA_VISIBLE_DEVICES', 'EVOSCALE_BACKEND']) {
+  for (const key of ['CUDA_VISIBLE_DEVICES', 'EVOSCALE_BACKEND', 'EVOSCALE_ENGINE', 'EVOSCALE_PYTHON']) {
     const v = process.env[key];
     if (v !== undefined) env[key] = v;
   }

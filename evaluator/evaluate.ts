@@ -13,6 +13,8 @@ import { prepareData, type PreparedData } from './data/prepare';
 import { DEFAULT_FITNESS, scoreAgainstBaseline, sizePoints, type Score } from '../score/select';
 import type { EvaluatorSettings, FitnessSettings, SeedRun, SizePoint, SizeSpec } from '../contract';
 import type { CurvePoint, TrainJob, TrainProgress, TrainResult, TrainingConfig } from './train';
+import { parseEngineChoice, resolveEngine, trainWithTorch } from '../engine/run';
+import { storeGraph, traceProgram } from '../trace';
 
 /** One training's outcome as the evaluator reports it. */
 export interface SeedResult extends SeedRun {
@@ -61,17 +63,18 @@ export function dataUse(settings: EvaluatorSettings, data: Pick<PreparedData, 't
 export interface TrainSizeOptions {
   onProgress?: (p: TrainProgress & { size: string; seed: number }) => void;
   signal?: AbortSignal;
-  /** Extra environment for the child (EVOSCALE_BACKEND, CUDA_VISIBLE_DEVICES). */
+  /** Extra environment for the child (EVOSCALE_BACKEND, CUDA_VISIBLE_DEVICES, EVOSCALE_ENGINE, EVOSCALE_PYTHON). */
   env?: Record<string, string>;
   /** Wall-clock limit for one size's training. */
   wallTimeoutMs?: number;
 }
 
 /** Everything that determines a size's training outcome; its hash names the cache entry. */
-export function trainingKey(programHash: string, size: SizeSpec, settings: EvaluatorSettings, dataHash: string, seed: number): string {
+export function trainingKey(programHash: string, size: SizeSpec, settings: EvaluatorSettings, dataHash: string, seed: number, engine: 'tfjs' | 'torch' = 'tfjs'): string {
   const t: TrainingConfig = settings.training;
-  // format 2: results carry time per step and tensor memory.
-  return hashText(JSON.stringify({ programHash, size, seqLen: settings.seqLen, dropout: settings.dropout, t, seed, dataHash, format: 2 }));
+  // format 2: results carry time per step and tensor memory. The engine is named only when it is not
+  // tfjs, so tfjs's cache entries keep their keys.
+  return hashText(JSON.stringify({ programHash, size, seqLen: settings.seqLen, dropout: settings.dropout, t, seed, dataHash, format: 2, ...(engine === 'tfjs' ? {} : { engine }) }));
 }
 
 export function trainingDir(key: string): string {
@@ -106,7 +109,8 @@ export async function trainSize(
   seed: number,
   opts: TrainSizeOptions = {},
 ): Promise<SeedResult> {
-  const key = trainingKey(program.hash, size, settings, data.hash, seed);
+  const engine = resolveEngine(parseEngineChoice(opts.env?.EVOSCALE_ENGINE ?? process.env.EVOSCALE_ENGINE), opts.env ?? {});
+  const key = trainingKey(program.hash, size, settings, data.hash, seed, engine);
   const dir = trainingDir(key);
   const resultPath = path.join(dir, 'result.json');
   const cached = readJsonIfExists<TrainResult>(resultPath);
@@ -121,6 +125,11 @@ export async function trainSize(
     valPath: data.valPath,
     checkpointPath: path.join(dir, 'checkpoint.bin'),
   };
+  if (engine === 'torch') {
+    const result = await trainSizeOnTorch(job, dir, size.name, opts);
+    writeJsonAtomic(resultPath, { ...result, program: program.hash, size, seed, key });
+    return seedResult(size, seed, result, false);
+  }
   const native = nativeBackendInstalled();
   const result = await runInSandbox<TrainResult>({
     script: path.join(repoRoot, 'dist', 'sandbox', 'train-child.js'),
@@ -139,6 +148,32 @@ export async function trainSize(
   });
   writeJsonAtomic(resultPath, { ...result, program: program.hash, size, seed, key });
   return seedResult(size, seed, result, false);
+}
+
+/**
+ * One training on the torch engine: the block is traced at the training shape in the sandbox (it is
+ * untrusted code), the graph stored under its hash beside the checkpoint, and the engine interprets it.
+ */
+async function trainSizeOnTorch(job: TrainJob, dir: string, sizeName: string, opts: TrainSizeOptions): Promise<TrainResult> {
+  const wallTimeoutMs = opts.wallTimeoutMs ?? 7 * 24 * 3600 * 1000;
+  const shape = { batch: job.training.batchSize, seqLen: job.model.seqLen, dModel: job.model.dModel, nHeads: job.model.nHeads };
+  const [graph] = await traceProgram(job.block, [shape], path.join(dir, 'scratch'), { wallTimeoutMs: Math.min(wallTimeoutMs, 600_000), signal: opts.signal });
+  const { block: _block, ...rest } = job;
+  const cpu = (opts.env?.CUDA_VISIBLE_DEVICES ?? process.env.CUDA_VISIBLE_DEVICES) === '';
+  return trainWithTorch(
+    {
+      ...rest,
+      graph: storeGraph(dir, graph),
+      checkpointPath: path.join(dir, 'checkpoint.pt'),
+      device: cpu ? 'cpu' : 'auto',
+      precision: 'fp32',
+      compile: false,
+      // One CPU thread a training, as tfjs-wasm: the evaluator runs one training per core, and on a GPU
+      // the host thread only launches kernels.
+      threads: 1,
+    },
+    { env: opts.env, signal: opts.signal, wallTimeoutMs, onProgress: opts.onProgress ? (p) => opts.onProgress!({ ...p, size: sizeName, seed: job.seed }) : undefined },
+  );
 }
 
 /** Run `tasks` with at most `limit` in flight; results keep their order. */

@@ -1,6 +1,6 @@
 // Specification of the durable pipeline against a real Temporal server: runs complete, the
 // archive agrees with the history, and killed workers or a restarted server lose no work.
-import { test, before, after } from 'node:test';
+import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -163,15 +163,20 @@ test('the cheap screen refuses a candidate worse than the baseline at the smalle
   assert.equal(same.screen?.valLoss, same.screen?.baselineValLoss);
 });
 
-test('a device worker SIGKILLed mid-training: the restarted worker resumes from the checkpoint and no finished activity runs twice', async () => {
-  const { home } = useFolders('kill');
+/** SIGKILLs the device worker mid-training, on tfjs or on the torch engine (EVOSCALE_ENGINE, which the worker hands its trainings). */
+async function killMidTraining(t: TestContext, engine: 'tfjs' | 'torch'): Promise<void> {
+  const { home } = useFolders(`kill-${engine}`);
+  process.env.EVOSCALE_ENGINE = engine;
+  t.after(() => {
+    delete process.env.EVOSCALE_ENGINE;
+  });
   const settings = microSettings({ iterations: 0, steps: 400 });
-  const id = 'evo-test-kill';
+  const id = `evo-test-kill-${engine}`;
   const result = await withWorkers(async (client, device) => {
     const handle = await startEvolution(client, settings, id);
     // Wait for a checkpoint of some size to reach the disk, then kill the worker without warning.
     const trainDir = path.join(home, 'cache', 'train');
-    const hasCheckpoint = () => fs.existsSync(trainDir) && fs.readdirSync(trainDir).some((k) => fs.existsSync(path.join(trainDir, k, 'checkpoint.bin')) && !fs.existsSync(path.join(trainDir, k, 'result.json')));
+    const hasCheckpoint = () => fs.existsSync(trainDir) && fs.readdirSync(trainDir).some((k) => fs.existsSync(path.join(trainDir, k, engine === 'torch' ? 'checkpoint.pt' : 'checkpoint.bin')) && !fs.existsSync(path.join(trainDir, k, 'result.json')));
     const deadline = Date.now() + 240_000;
     while (!hasCheckpoint()) {
       assert.ok(Date.now() < deadline, 'no checkpoint appeared');
@@ -188,12 +193,17 @@ test('a device worker SIGKILLed mid-training: the restarted worker resumes from 
   });
   const points = result.summary.iterations[0].points;
   assert.equal(points.length, 3);
+  assert.ok(points.every((p) => p.backend.startsWith('torch') === (engine === 'torch')), `backends: ${points.map((p) => p.backend)}`);
   const resumed = points.filter((p) => p.resumedFromStep > 0);
   assert.equal(resumed.length, 1, `exactly the interrupted size resumed: ${JSON.stringify(points)}`);
   const retried = result.activities.filter((a) => a.attempt > 1);
   assert.deepEqual(retried.map((a) => a.type), ['trainSize'], 'only the interrupted training ran again');
   assert.equal(result.activities.filter((a) => a.type === 'trainSize').length, 3);
-});
+}
+
+test('a device worker SIGKILLed mid-training: the restarted worker resumes from the checkpoint and no finished activity runs twice', (t) => killMidTraining(t, 'tfjs'));
+
+test('a device worker SIGKILLed mid-training on the torch engine: the restarted worker resumes from its checkpoint and no finished activity runs twice', (t) => killMidTraining(t, 'torch'));
 
 test('the server stopped and restarted on the same SQLite file mid-run: the run completes', async () => {
   const { runs } = useFolders('restart');

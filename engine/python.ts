@@ -1,0 +1,46 @@
+// Finds the Python interpreter the torch engine runs under: EVOSCALE_PYTHON when set, else the first
+// of a few usual ones that imports torch ≥ 1.13 (a pyenv shim first on PATH may not see a system torch).
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { EvoError } from '../core/errors';
+import { repoRoot } from '../core/paths';
+
+/** The folder holding the `evoscale_engine` package: PYTHONPATH for the interpreter. */
+export const enginePackageDir = path.join(repoRoot, 'engine');
+
+const CANDIDATES = ['python3', '/usr/bin/python3', '/usr/local/bin/python3', 'python'];
+const PROBE = 'import re, torch; v = tuple(int(p) for p in re.findall(r"\\d+", torch.__version__)[:2]); print(torch.__version__); raise SystemExit(0 if v >= (1, 13) else 3)';
+
+export interface TorchPython {
+  python: string;
+  torchVersion: string;
+}
+
+function probe(python: string): { ok: boolean; version?: string; why: string } {
+  const r = spawnSync(python, ['-c', PROBE], { encoding: 'utf8', timeout: 60_000 });
+  if (r.error) return { ok: false, why: r.error.message };
+  const version = r.stdout.trim();
+  if (r.status === 0) return { ok: true, version, why: '' };
+  if (r.status === 3) return { ok: false, version, why: `torch ${version} is older than 1.13` };
+  return { ok: false, why: 'cannot import torch' };
+}
+
+let found: TorchPython | undefined;
+
+/** The interpreter to run the engine with; a one-line EvoError when none imports a recent enough torch. */
+export function findTorchPython(env: NodeJS.ProcessEnv = process.env): TorchPython {
+  const chosen = env.EVOSCALE_PYTHON?.trim();
+  if (chosen) {
+    const r = probe(chosen);
+    if (!r.ok) throw new EvoError(`EVOSCALE_PYTHON=${chosen}: ${r.why}`, 'NO_TORCH');
+    return { python: chosen, torchVersion: r.version! };
+  }
+  if (found) return found;
+  const reasons: string[] = [];
+  for (const python of CANDIDATES) {
+    const r = probe(python);
+    if (r.ok) return (found = { python, torchVersion: r.version! });
+    reasons.push(`${python}: ${r.why}`);
+  }
+  throw new EvoError(`no Python interpreter imports torch >= 1.13 (${reasons.join('; ')}); install it or set EVOSCALE_PYTHON`, 'NO_TORCH');
+}
