@@ -2,6 +2,7 @@
 // by content hash of program, size, seed, settings and data), and the framework's baseline likewise,
 // then scores the program against it. Used by the CLI's `evaluate` and, one training at a time, by
 // the durable pipeline's training activity.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cacheDir, repoRoot } from '../core/paths';
@@ -12,7 +13,7 @@ import { nativeBackendInstalled } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
 import { DEFAULT_FITNESS, scoreAgainstBaseline, sizePoints, type Score } from '../score/select';
 import type { EvaluatorSettings, FitnessSettings, SeedRun, SizePoint, SizeSpec } from '../contract';
-import type { TrainJob, TrainProgress, TrainResult, TrainingConfig } from './train';
+import { previousCheckpointPath, type TrainJob, type TrainProgress, type TrainResult, type TrainingConfig } from './train';
 
 /** One training's outcome as the evaluator reports it. */
 export interface SeedResult extends SeedRun {
@@ -72,8 +73,25 @@ export function trainingKey(programHash: string, size: SizeSpec, settings: Evalu
   return hashText(JSON.stringify({ programHash, size, seqLen: settings.seqLen, dropout: settings.dropout, t, seed, dataHash, format: 2 }));
 }
 
+/** The training child's working folder (checkpoints, scratch): the only place the child may write. */
 export function trainingDir(key: string): string {
   return cacheDir('train', key);
+}
+
+/**
+ * Where the parent records a training's result, from the child's authenticated report: outside every
+ * child's writable folders, so no candidate can plant a cache hit.
+ */
+export function trainingResultPath(key: string): string {
+  return cacheDir('results', `${key}.json`);
+}
+
+/** The checkpoints and scratch of a training whose result is recorded: nothing will resume from them. */
+export function removeTrainingFiles(key: string): void {
+  const dir = trainingDir(key);
+  const checkpoint = path.join(dir, 'checkpoint.bin');
+  // The (empty) folder stays: another run training the same key at this moment still writes into it.
+  for (const f of [checkpoint, previousCheckpointPath(checkpoint), path.join(dir, 'scratch')]) fs.rmSync(f, { recursive: true, force: true });
 }
 
 function seedResult(size: SizeSpec, seed: number, r: TrainResult, cached: boolean): SeedResult {
@@ -105,7 +123,7 @@ export async function trainSize(
 ): Promise<SeedResult> {
   const key = trainingKey(program.hash, size, settings, data.hash, seed);
   const dir = trainingDir(key);
-  const resultPath = path.join(dir, 'result.json');
+  const resultPath = trainingResultPath(key);
   const cached = readJsonIfExists<TrainResult>(resultPath);
   if (cached) return seedResult(size, seed, cached, true);
 
@@ -119,22 +137,29 @@ export async function trainSize(
     checkpointPath: path.join(dir, 'checkpoint.bin'),
   };
   const native = nativeBackendInstalled();
-  const result = await runInSandbox<TrainResult>({
-    script: path.join(repoRoot, 'dist', 'sandbox', 'train-child.js'),
-    input: job,
-    scratchDir: path.join(dir, 'scratch'),
-    readPaths: [data.dir, dir],
-    writePaths: [dir],
-    wallTimeoutMs: opts.wallTimeoutMs ?? 7 * 24 * 3600 * 1000,
-    allowAddons: native,
-    // wasm32 cannot address more than 4 GiB anyway; GPU drivers map large regions up front.
-    memoryMb: native ? undefined : 8192,
-    limitNativeMemory: !native,
-    env: opts.env,
-    signal: opts.signal,
-    onMessage: (msg) => opts.onProgress?.({ ...(msg as TrainProgress), size: size.name, seed }),
-  });
+  const scratchDir = path.join(dir, 'scratch');
+  let result: TrainResult;
+  try {
+    result = await runInSandbox<TrainResult>({
+      script: path.join(repoRoot, 'dist', 'sandbox', 'train-child.js'),
+      input: job,
+      scratchDir,
+      readPaths: [data.dir, dir],
+      writePaths: [dir],
+      wallTimeoutMs: opts.wallTimeoutMs ?? 7 * 24 * 3600 * 1000,
+      allowAddons: native,
+      // wasm32 cannot address more than 4 GiB anyway; GPU drivers map large regions up front.
+      memoryMb: native ? undefined : 8192,
+      limitNativeMemory: !native,
+      env: opts.env,
+      signal: opts.signal,
+      onMessage: (msg) => opts.onProgress?.({ ...(msg as TrainProgress), size: size.name, seed }),
+    });
+  } finally {
+    fs.rmSync(scratchDir, { recursive: true, force: true });
+  }
   writeJsonAtomic(resultPath, { ...result, program: program.hash, size, seed, key });
+  removeTrainingFiles(key);
   return seedResult(size, seed, result, false);
 }
 
