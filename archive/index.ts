@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runsDir } from '../core/paths';
-import { writeFileAtomic, writeJsonAtomic } from '../core/atomic-file';
+import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../core/atomic-file';
 import { EvoError } from '../core/errors';
 import { hashText, programFromText, type Framework, type Program } from '../core/program';
 import type { IterationRecord, RunSummary } from '../contract';
@@ -45,4 +45,9 @@ export function writeIterationRecord(runId: string, record: IterationRecord): vo
 
 export function writeSummary(summary: RunSummary): void {
   writeJsonAtomic(path.join(runDir(summary.workflowId), 'summary.json'), summary);
+}
+
+/** The run's summary.json as last written (after its last recorded iteration), or undefined if it has none. */
+export function readSummary(runId: string): RunSummary | undefined {
+  return readJsonIfExists<RunSummary>(path.join(runDir(runId), 'summary.json'));
 }

@@ -11,8 +11,9 @@ import { down, up } from './commands/stack';
 import { start } from './commands/start';
 import { status } from './commands/status';
 import { pause, resume, stop } from './commands/signal';
+import { retry } from './commands/retry';
 
-export const COMMANDS: CommandSpec[] = [evaluate, validate, up, down, start, status, pause, resume, stop];
+export const COMMANDS: CommandSpec[] = [evaluate, validate, up, down, start, status, pause, resume, stop, retry];
 
 const FOOTER = [
   `frameworks: ${FRAMEWORKS.join(', ')}`,

@@ -1,9 +1,12 @@
 // Evolution runs through the Temporal client: settings from a config, start, follow, query,
 // signal and list. The CLI, `npm start` and the tests share these; output is the caller's.
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import Long from 'long';
+import { ApplicationFailure, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { connectClient } from './temporal/connection';
 import { EvoFramework, EvoStatus, EvoIteration } from '../contract/search-attributes';
-import { CONTROL_QUEUE, type RunSettings, type RunSummary } from '../contract';
+import { CANDIDATE_FAILED, CONTROL_QUEUE, ITERATION_FAILED, type RunSettings, type RunSummary } from '../contract';
+import { readSummary } from '../archive';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 import { chooseProvider } from '../propose';
 import { assertFramework } from '../core/program';
@@ -66,10 +69,6 @@ export function startRun(settings: RunSettings, workflowId?: string): Promise<st
   });
 }
 
-export function queryRun(workflowId: string): Promise<RunSummary> {
-  return withClient((client) => client.workflow.getHandle(workflowId).query<RunSummary>('status'), `no workflow ${workflowId}`);
-}
-
 /** `pause`, `resume` or `stop` one run (the evolution workflow's signals). */
 export function signalRun(workflowId: string, signal: 'pause' | 'resume' | 'stop'): Promise<void> {
   return withClient((client) => client.workflow.getHandle(workflowId).signal(signal), `no running workflow ${workflowId}`);
@@ -106,8 +105,123 @@ export interface RunListing {
   /** Temporal's execution status (RUNNING, COMPLETED, …). */
   temporalStatus: string;
   iteration: string;
-  /** The run's own status search attribute. */
+  /** The run's own status search attribute, unless Temporal says the run ended otherwise (then Temporal's, in lower case). */
   runStatus: string;
+}
+
+/** A run as Temporal sees it, with the iterations it finished. */
+export interface RunState {
+  workflowId: string;
+  /** Temporal's execution status of the run's latest execution (RUNNING, COMPLETED, FAILED, TERMINATED, …). */
+  temporalStatus: string;
+  /** The run's own status, unless Temporal says it ended otherwise: then Temporal's, in lower case. */
+  status: string;
+  /** From the workflow while it runs or once it completed; from the archive (its last recorded iteration) otherwise. */
+  summary: RunSummary | undefined;
+  /** Why it ended, for a run that did not complete: the root cause in one line. */
+  failure?: string;
+  /** What the user can do about it, for a run that did not complete. */
+  next?: string;
+}
+
+const OPEN = new Set(['RUNNING']);
+
+/** The run's own status where Temporal agrees it is still open; Temporal's verdict where it ended. */
+function trueStatus(temporalStatus: string, runStatus: string | undefined): string {
+  if (OPEN.has(temporalStatus) || temporalStatus === 'COMPLETED' || temporalStatus === 'CONTINUED_AS_NEW') return runStatus || temporalStatus.toLowerCase();
+  return temporalStatus.toLowerCase();
+}
+
+/** The innermost message of a failure chain, and whether a person must act first (a non-retryable error that is not a candidate's). */
+function rootCause(err: unknown): { message: string; userFault: boolean } {
+  let message = String(err);
+  let userFault = false;
+  for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) {
+    message = e.message || message;
+    if (e instanceof ApplicationFailure && e.nonRetryable && e.type !== ITERATION_FAILED && e.type !== CANDIDATE_FAILED) userFault = true;
+  }
+  return { message: message.split('\n')[0], userFault };
+}
+
+/** `evo status <workflowId>`: what Temporal says about the run wins over the archive. */
+export function runState(workflowId: string): Promise<RunState> {
+  return withClient(async (client) => {
+    const handle = client.workflow.getHandle(workflowId);
+    const temporalStatus = (await handle.describe()).status.name;
+    if (temporalStatus === 'RUNNING') {
+      const summary = await handle.query<RunSummary>('status');
+      return { workflowId, temporalStatus, status: summary.status, summary };
+    }
+    if (temporalStatus === 'COMPLETED') {
+      const summary = (await handle.result()) as RunSummary;
+      return { workflowId, temporalStatus, status: summary.status, summary };
+    }
+    const summary = readSummary(workflowId);
+    const cause = await handle.result().then(
+      () => ({ message: temporalStatus.toLowerCase(), userFault: false }),
+      (err: unknown) => rootCause(err),
+    );
+    const done = summary?.iterations.length ?? 0;
+    const kept = done === 1 ? 'iteration 0 is kept' : `iterations 0–${done - 1} are kept`;
+    const from = done === 0 ? 'from its start (no iteration was finished)' : `from iteration ${done} (${kept}, not trained again)`;
+    const next = `${cause.userFault ? 'fix the cause above, then ' : ''}\`evo retry ${workflowId}\` continues it ${from}`;
+    return { workflowId, temporalStatus, status: trueStatus(temporalStatus, summary?.status), summary, failure: cause.message, next };
+  }, `no workflow ${workflowId}`);
+}
+
+/** Where `evo retry` resets a run to, and what that continues. */
+export interface RetryPoint {
+  /** The WORKFLOW_TASK_COMPLETED event whose commands started the step that did not finish. */
+  eventId: number;
+  /** What runs again, in words: the iteration or the step. */
+  step: string;
+}
+
+type HistoryEvent = NonNullable<Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>['events']>[number];
+
+/**
+ * The last point of a failed run's history before the step that did not finish (an iteration child or
+ * an activity without a completion): resetting there keeps everything finished before it and runs that
+ * step again. An evolution runs one step at a time, so there is at most one such step.
+ */
+export function retryPoint(events: HistoryEvent[]): RetryPoint {
+  const completed = new Set<string>();
+  for (const e of events) {
+    if (e.activityTaskCompletedEventAttributes) completed.add(String(e.activityTaskCompletedEventAttributes.scheduledEventId));
+    if (e.childWorkflowExecutionCompletedEventAttributes) completed.add(String(e.childWorkflowExecutionCompletedEventAttributes.initiatedEventId));
+  }
+  const unfinished = events.find((e) => (e.activityTaskScheduledEventAttributes || e.startChildWorkflowExecutionInitiatedEventAttributes) && !completed.has(String(e.eventId)));
+  const limit = unfinished ? Number(unfinished.eventId) : Infinity;
+  const taskDone = events.filter((e) => e.workflowTaskCompletedEventAttributes && Number(e.eventId) < limit).pop();
+  if (!taskDone) throw new EvoError('the run failed before its first step was started: start it again with `evo start`', 'NOT_RETRYABLE');
+  const child = unfinished?.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId;
+  const activity = unfinished?.activityTaskScheduledEventAttributes?.activityType?.name;
+  const step = child ? `iteration ${Number(/iter-(\d+)$/.exec(child)?.[1] ?? NaN)}` : activity ? `its ${activity} step` : 'its last step';
+  return { eventId: Number(taskDone.eventId), step };
+}
+
+/**
+ * `evo retry`: continues a run that did not complete with Temporal's reset to just before the step that
+ * did not finish. Finished iterations stay in the history and are not run again; the unfinished one starts
+ * over, its finished trainings coming from the cache. The run keeps its workflow ID.
+ */
+export function retryRun(workflowId: string): Promise<RetryPoint & { runId: string }> {
+  return withClient(async (client) => {
+    const desc = await client.workflow.getHandle(workflowId).describe();
+    const status = desc.status.name;
+    if (status === 'RUNNING') throw new EvoError(`run ${workflowId} is still running: nothing to retry (see \`evo status ${workflowId}\`)`, 'USAGE');
+    if (status === 'COMPLETED') throw new EvoError(`run ${workflowId} completed: nothing to retry`, 'USAGE');
+    const history = await client.workflow.getHandle(workflowId, desc.runId).fetchHistory();
+    const point = retryPoint(history.events ?? []);
+    const { runId } = await client.workflowService.resetWorkflowExecution({
+      namespace: client.options.namespace,
+      workflowExecution: { workflowId, runId: desc.runId },
+      reason: `evo retry: continue from ${point.step}`,
+      workflowTaskFinishEventId: Long.fromNumber(point.eventId),
+      requestId: randomUUID(),
+    });
+    return { ...point, runId: runId ?? '' };
+  }, `no workflow ${workflowId}`);
 }
 
 /** The most recent evolution runs, from their search attributes. */
@@ -116,7 +230,8 @@ export function listRuns(limit = 50): Promise<RunListing[]> {
     const runs: RunListing[] = [];
     for await (const wf of client.workflow.list({ query: `WorkflowType = 'evolution'` })) {
       const sa = wf.typedSearchAttributes;
-      runs.push({ workflowId: wf.workflowId, framework: String(sa.get(EvoFramework) ?? ''), temporalStatus: wf.status.name, iteration: String(sa.get(EvoIteration) ?? ''), runStatus: String(sa.get(EvoStatus) ?? '') });
+      const runStatus = trueStatus(wf.status.name, sa.get(EvoStatus) as string | undefined);
+      runs.push({ workflowId: wf.workflowId, framework: String(sa.get(EvoFramework) ?? ''), temporalStatus: wf.status.name, iteration: String(sa.get(EvoIteration) ?? ''), runStatus });
       if (runs.length >= limit) break;
     }
     return runs;

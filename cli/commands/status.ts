@@ -1,4 +1,5 @@
-// `evo status`: the stack and all evolution runs, or one run's iteration table.
+// `evo status`: the stack and all evolution runs, or one run's iteration table; Temporal's view of a
+// run wins over its archive's, and a run that did not complete says why and what to do next.
 import { table } from '../../core/output';
 import type { CommandSpec } from '../spec';
 
@@ -9,10 +10,17 @@ export const status: CommandSpec = {
   positionals: [{ name: 'workflowId', description: 'one run to show; default: the stack and every run' }],
   async run(_o, [workflowId]) {
     const { temporalUiUrl } = await import('../../ops/temporal/connection');
-    const { listRuns, queryRun } = await import('../../ops/runs');
+    const { listRuns, runState } = await import('../../ops/runs');
     if (workflowId) {
       const { renderSummary } = await import('../../ops/run-report');
-      process.stdout.write(renderSummary(await queryRun(workflowId)) + '\n');
+      // What Temporal says wins: a run that failed is shown as failed, whatever its archive last said.
+      const state = await runState(workflowId);
+      if (state.summary) process.stdout.write(renderSummary(state.summary, state.status) + '\n');
+      else process.stdout.write(`${workflowId}   ${state.status}   (no iteration recorded)\n`);
+      if (state.failure !== undefined) {
+        process.stdout.write(`Temporal: ${state.temporalStatus} — ${state.failure}\n`);
+        process.stdout.write(`next: ${state.next}\n`);
+      }
       process.stdout.write(`Web UI: ${temporalUiUrl(workflowId) ?? '—'}\n`);
       return;
     }

@@ -1,0 +1,113 @@
+// Specification of `evo status` and `evo retry` on a run that failed for an infrastructure reason, against a
+// real Temporal server, a control worker and a device worker process: status shows Temporal's verdict, the
+// root cause and what to do next; retry finishes the run without training a finished size again.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Client } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import * as controlActivities from '../activities/control';
+import { CONTROL_QUEUE, type RunSummary } from '../contract';
+import { runSettings } from '../config/run-settings';
+import { repoRoot } from '../core/paths';
+import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
+import { controlBlock } from './helpers/controls';
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-retry-'));
+const home = path.join(work, 'home');
+const runs = path.join(work, 'runs');
+let server: TestServer;
+let bundle: WorkflowBundleWithSourceMap;
+const logs: string[] = [];
+
+before(async () => {
+  delete process.env.OPENAI_API_KEY;
+  delete process.env.OPENAI_BASE_URL;
+  process.env.EVOSCALE_HOME = home;
+  process.env.EVOSCALE_RUNS_DIR = runs;
+  server = await startTestServer();
+  process.env.TEMPORAL_ADDRESS = server.address;
+  process.env.TEMPORAL_NAMESPACE = server.namespace;
+  bundle = await bundleWorkflows();
+});
+
+after(async () => {
+  await server?.stop();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+function evo(...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...server.env }, timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Recorded training results: file name → modification time. A training run again would rewrite its file. */
+function results(): Map<string, number> {
+  const dir = path.join(home, 'cache', 'results');
+  return new Map(fs.readdirSync(dir).map((f) => [f, fs.statSync(path.join(dir, f)).mtimeMs]));
+}
+
+test('a run failed by an infrastructure fault: `evo status` shows the failure and what to do, `evo retry` finishes it without training a finished size again', async () => {
+  const candidates = path.join(work, 'candidates');
+  fs.mkdirSync(candidates, { recursive: true });
+  fs.writeFileSync(path.join(candidates, '01-causal-mean.ts'), controlBlock('causal-mean'));
+  const base = runSettings({ framework: 'coefficient_dynamics', profile: 'micro', iterations: 1, heartbeatTimeoutS: 60 });
+  const settings = { ...base, mutation: { provider: 'files' as const, dir: candidates, maxAttempts: 1 } };
+  const id = 'evo-retry-infra';
+  // The injected fault: scoring iteration 1 finds the disk full, after every size of that iteration has
+  // trained. Its retries run out and the run fails.
+  let diskFull = true;
+  const activities = {
+    ...controlActivities,
+    scoreCandidate: async (input: Parameters<typeof controlActivities.scoreCandidate>[0]) => {
+      if (diskFull && input.record.iteration === 1) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      return controlActivities.scoreCandidate(input);
+    },
+  };
+
+  const connection = await NativeConnection.connect({ address: server.address });
+  const worker = await Worker.create({ connection, namespace: server.namespace, taskQueue: CONTROL_QUEUE, workflowBundle: bundle, activities, maxConcurrentActivityTaskExecutions: 2 });
+  const device: ChildProcess = spawn(process.execPath, [path.join(repoRoot, 'dist', 'workers', 'device.js'), '--device', 'cpu'], { env: { ...process.env, ...server.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  device.stdout!.on('data', (d) => logs.push(String(d)));
+  device.stderr!.on('data', (d) => logs.push(String(d)));
+  const client = new Client({ connection: await server.connect(), namespace: server.namespace });
+  try {
+    await worker.runUntil(async () => {
+      const handle = await client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] });
+      await assert.rejects(handle.result(), 'the run fails once the scoring step is out of retries');
+
+      const failed = evo('status', id);
+      assert.equal(failed.code, 0, failed.stderr);
+      assert.match(failed.stdout, new RegExp(`^${id} .* failed`, 'm'), 'the run is shown as failed, not as the archive\'s "running"');
+      assert.match(failed.stdout, /^Temporal: FAILED — ENOSPC: no space left on device/m, 'the root cause');
+      assert.match(failed.stdout, new RegExp(`^next: \`evo retry ${id}\` continues it from iteration 1 \\(iteration 0 is kept, not trained again\\)`, 'm'));
+      const listed = evo('status');
+      assert.match(listed.stdout, new RegExp(`^${id}\\s+coefficient_dynamics\\s+FAILED\\s+\\d+\\s+failed\\s*$`, 'm'), listed.stdout);
+
+      const trained = results();
+      assert.equal(trained.size, 2 * settings.evaluator.sizes.length, 'the baseline and the candidate trained every size before the fault');
+      assert.equal(evo('retry', 'evo-no-such-run').code, 2, 'an unknown run is a one-line usage error');
+      diskFull = false;
+      const retried = evo('retry', id);
+      assert.equal(retried.code, 0, retried.stderr);
+      assert.match(retried.stdout, new RegExp(`^continuing ${id} from iteration 1 \\(reset to event \\d+, new execution `, 'm'));
+      const summary = (await client.workflow.getHandle(id).result()) as RunSummary;
+      assert.equal(summary.status, 'completed');
+      assert.deepEqual(summary.iterations.map((it) => it.iteration), [0, 1]);
+      assert.deepEqual(results(), trained, 'no size was trained again: every recorded result is untouched and none was added');
+      assert.equal(evo('retry', id).code, 2, 'a completed run has nothing to retry');
+      const done = evo('status', id);
+      assert.match(done.stdout, new RegExp(`^${id} .* completed`, 'm'));
+      assert.doesNotMatch(done.stdout, /^next:/m);
+    });
+  } catch (err) {
+    throw new Error(`${String(err)}\n${logs.slice(-20).join('')}`);
+  } finally {
+    device.kill('SIGTERM');
+    await client.connection.close();
+    await connection.close();
+  }
+});
