@@ -51,3 +51,16 @@ export function writeSummary(summary: RunSummary): void {
 export function readSummary(runId: string): RunSummary | undefined {
   return readJsonIfExists<RunSummary>(path.join(runDir(runId), 'summary.json'));
 }
+
+/** Every program any run archive holds (iterations and refused attempts alike): what the training cache may keep. */
+export function archivedProgramHashes(): Set<string> {
+  const hashes = new Set<string>();
+  const root = runsDir();
+  if (!fs.existsSync(root)) return hashes;
+  for (const run of fs.readdirSync(root, { withFileTypes: true })) {
+    const programs = path.join(root, run.name, 'programs');
+    if (!run.isDirectory() || !fs.existsSync(programs)) continue;
+    for (const f of fs.readdirSync(programs)) if (f.endsWith('.ts')) hashes.add(f.slice(0, -3));
+  }
+  return hashes;
+}

@@ -12,8 +12,9 @@ import { start } from './commands/start';
 import { status } from './commands/status';
 import { pause, resume, stop } from './commands/signal';
 import { retry } from './commands/retry';
+import { gc } from './commands/gc';
 
-export const COMMANDS: CommandSpec[] = [evaluate, validate, up, down, start, status, pause, resume, stop, retry];
+export const COMMANDS: CommandSpec[] = [evaluate, validate, up, down, start, status, pause, resume, stop, retry, gc];
 
 const FOOTER = [
   `frameworks: ${FRAMEWORKS.join(', ')}`,

@@ -9,6 +9,7 @@ import { cacheDir, repoRoot } from '../core/paths';
 import { baselineProgram, hashText, type Program } from '../core/program';
 import { readJsonIfExists, writeJsonAtomic } from '../core/atomic-file';
 import { runInSandbox } from '../sandbox/run';
+import { EvoError } from '../core/errors';
 import { nativeBackendInstalled } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
 import { DEFAULT_FITNESS, scoreAgainstBaseline, sizePoints, type Score } from '../score/select';
@@ -155,6 +156,10 @@ export async function trainSize(
       signal: opts.signal,
       onMessage: (msg) => opts.onProgress?.({ ...(msg as TrainProgress), size: size.name, seed }),
     });
+  } catch (err) {
+    // The candidate's own fault is final: nothing will resume from its checkpoints.
+    if (err instanceof EvoError && err.fault === 'candidate') removeTrainingFiles(key);
+    throw err;
   } finally {
     fs.rmSync(scratchDir, { recursive: true, force: true });
   }

@@ -20,6 +20,7 @@ const EXPECTED: Record<string, string[]> = {
   resume: [],
   stop: [],
   retry: [],
+  gc: [],
 };
 
 function evo(...args: string[]) {

@@ -111,3 +111,30 @@ test('a run failed by an infrastructure fault: `evo status` shows the failure an
     await connection.close();
   }
 });
+
+test('`evo gc` removes training results no run archive refers to and leftover training folders, keeps the archived ones, and reports the space freed', () => {
+  const kept = results();
+  assert.ok(kept.size > 0, 'the run above recorded its trainings');
+  const plant = (file: string, bytes: number, text = '') => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, text.padEnd(bytes, ' '));
+    return bytes;
+  };
+  const cache = path.join(home, 'cache');
+  let planted = 0;
+  // An `evo evaluate` of a program no run holds: its result and the checkpoint of a size it left unfinished.
+  planted += plant(path.join(cache, 'results', 'aaaaaaaaaaaaaaaa.json'), 700, JSON.stringify({ program: 'ffffffffffffffff', valLoss: 4 }));
+  // A folder of the older layout, with a result.json the child could have written.
+  planted += plant(path.join(cache, 'train', 'bbbbbbbbbbbbbbbb', 'result.json'), 300, '{}');
+  planted += plant(path.join(cache, 'train', 'bbbbbbbbbbbbbbbb', 'checkpoint.bin'), 5000);
+  // A training under way (a checkpoint, no result): kept.
+  plant(path.join(cache, 'train', 'cccccccccccccccc', 'checkpoint.bin'), 4000);
+
+  const r = evo('gc');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`^removed 1 training results and \\d+ training folders, freed ${(planted / 1000).toFixed(1)} kB; kept ${kept.size} results of archived programs$`, 'm'), `${planted} bytes planted`);
+  assert.deepEqual(results(), kept, 'every result of an archived program is kept');
+  assert.ok(fs.existsSync(path.join(cache, 'train', 'cccccccccccccccc', 'checkpoint.bin')), 'an unfinished training keeps its checkpoint');
+  assert.ok(!fs.existsSync(path.join(cache, 'train', 'bbbbbbbbbbbbbbbb')));
+  assert.match(evo('gc').stdout, /^removed 0 training results and 0 training folders, freed 0 B;/m, 'nothing left to remove');
+});
