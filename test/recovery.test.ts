@@ -1,6 +1,7 @@
-// Specification of `evo status` and `evo retry` on a run that failed for an infrastructure reason, against a
-// real Temporal server, a control worker and a device worker process: status shows Temporal's verdict, the
-// root cause and what to do next; retry finishes the run without training a finished size again.
+// Specification of recovering from faults, against a real Temporal server, a control worker and a device
+// worker process: on a run that failed for an infrastructure reason `evo status` shows Temporal's verdict,
+// the root cause and what to do next, and `evo retry` finishes it without training a finished size again;
+// `evo gc` bounds the cache by the archives; an iteration failing on the LLM still counts every paid call.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -15,6 +16,8 @@ import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
 import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
 import { controlBlock } from './helpers/controls';
+import { FakeOpenAi, completion, errorReply } from './helpers/fake-openai';
+import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-retry-'));
 const home = path.join(work, 'home');
@@ -137,4 +140,49 @@ test('`evo gc` removes training results no run archive refers to and leftover tr
   assert.ok(fs.existsSync(path.join(cache, 'train', 'cccccccccccccccc', 'checkpoint.bin')), 'an unfinished training keeps its checkpoint');
   assert.ok(!fs.existsSync(path.join(cache, 'train', 'bbbbbbbbbbbbbbbb')));
   assert.match(evo('gc').stdout, /^removed 0 training results and 0 training folders, freed 0 B;/m, 'nothing left to remove');
+});
+
+test('an iteration failing on an LLM error still records every call it paid for: the run pauses with the reason and its usage counts each request', async () => {
+  const llm = new FakeOpenAi();
+  const baseUrl = await llm.start();
+  process.env.OPENAI_API_KEY = 'sk-test-evoscale-usage-0123456789';
+  process.env.OPENAI_BASE_URL = baseUrl;
+  // A paid reply the run refuses (no code), then the API refusing our key: the iteration fails on the LLM.
+  llm.script(completion('A sharper softmax would help, but no code today.'), errorReply(401, 'Incorrect API key provided'), errorReply(401, 'Incorrect API key provided'));
+  const settings = runSettingsOf(loadRunConfig(defaultConfigPath('coefficient_dynamics'), { profile: 'micro', iterations: 1 }));
+  settings.mutation = { ...settings.mutation, maxAttempts: 2 };
+  const id = 'evo-usage-llm-failure';
+  const connection = await NativeConnection.connect({ address: server.address });
+  const worker = await Worker.create({ connection, namespace: server.namespace, taskQueue: CONTROL_QUEUE, workflowBundle: bundle, activities: controlActivities });
+  const device: ChildProcess = spawn(process.execPath, [path.join(repoRoot, 'dist', 'workers', 'device.js'), '--device', 'cpu'], { env: { ...process.env, ...server.env }, stdio: 'ignore' });
+  const client = new Client({ connection: await server.connect(), namespace: server.namespace });
+  try {
+    const summary = await worker.runUntil(async () => {
+      const handle = await client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] });
+      for (let s = await handle.query<RunSummary>('status'); s.status !== 'paused'; s = await handle.query<RunSummary>('status')) {
+        assert.ok(llm.requests.length <= 3, 'no call beyond the scripted ones');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await handle.signal('stop');
+      return (await handle.result()) as RunSummary;
+    });
+    assert.equal(summary.status, 'stopped');
+    assert.match(summary.reason ?? '', /401|API key/i);
+    assert.deepEqual(summary.iterations.map((it) => it.iteration), [0], 'the failed iteration recorded no result');
+    const paid = llm.requests.length;
+    assert.ok(paid >= 2, `the refused reply and the refused key were both requested (${paid})`);
+    assert.equal(summary.usage.calls, paid, 'every request is counted');
+    assert.equal(summary.usage.failedCalls, paid - 1);
+    assert.equal(summary.usage.promptTokens, 1000);
+    assert.equal(summary.usage.completionTokens, 200);
+    assert.ok(summary.usage.costUsd > 0, 'the paid reply has its cost');
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(runs, id, 'summary.json'), 'utf8')).usage, summary.usage, 'the archive has the same totals');
+  } finally {
+    delete process.env.OPENAI_API_KEY;
+    delete process.env.OPENAI_BASE_URL;
+    device.kill('SIGTERM');
+    await client.connection.close();
+    await connection.close();
+    await llm.close();
+  }
 });
