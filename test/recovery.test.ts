@@ -186,3 +186,45 @@ test('an iteration failing on an LLM error still records every call it paid for:
     await llm.close();
   }
 });
+
+test("a candidate that fails at one size has its other trainings cancelled at once, and the iteration is recorded invalid", async () => {
+  // Valid at the width validation checks (the largest); diverges at every narrower one. With one device
+  // worker the sizes train one at a time, so whichever narrow size fails first leaves a sibling unfinished.
+  const mean = controlBlock('causal-mean');
+  const narrowNan = mean.replace(/return (tf\.reshape\(tf\.transpose\(y.*);/, 'const scale = D < 24 ? 0 / 0 : 1; // NaN below width 24\n  return tf.mul($1, scale);');
+  assert.notEqual(narrowNan, mean);
+  const candidates = path.join(work, 'candidates-narrow');
+  fs.mkdirSync(candidates, { recursive: true });
+  fs.writeFileSync(path.join(candidates, '01-narrow-nan.ts'), narrowNan);
+  const base = runSettings({ framework: 'coefficient_dynamics', profile: 'micro', iterations: 1, heartbeatTimeoutS: 60 });
+  assert.deepEqual(base.evaluator.sizes.map((s) => s.dModel).sort((a, b) => b - a)[0], 24);
+  const settings = { ...base, mutation: { provider: 'files' as const, dir: candidates, maxAttempts: 1 } };
+  const id = 'evo-cancel-siblings';
+  const connection = await NativeConnection.connect({ address: server.address });
+  const worker = await Worker.create({ connection, namespace: server.namespace, taskQueue: CONTROL_QUEUE, workflowBundle: bundle, activities: controlActivities });
+  const device: ChildProcess = spawn(process.execPath, [path.join(repoRoot, 'dist', 'workers', 'device.js'), '--device', 'cpu'], { env: { ...process.env, ...server.env }, stdio: 'ignore' });
+  const client = new Client({ connection: await server.connect(), namespace: server.namespace });
+  try {
+    const { summary, events } = await worker.runUntil(async () => {
+      const handle = await client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] });
+      const summary = (await handle.result()) as RunSummary;
+      return { summary, events: (await client.workflow.getHandle(`${id}/iter-001`).fetchHistory()).events ?? [] };
+    });
+    const it = summary.iterations[1];
+    assert.equal(it.status, 'invalid');
+    assert.match(it.error ?? '', /^training failed: .*diverged/);
+    const trainings = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'trainSize').map((e) => String(e.eventId));
+    const ended = (attr: 'activityTaskCompletedEventAttributes' | 'activityTaskFailedEventAttributes' | 'activityTaskCancelRequestedEventAttributes') =>
+      new Set(events.flatMap((e) => (e[attr] ? [String(e[attr]!.scheduledEventId)] : [])));
+    const [completed, failed, cancelRequested] = [ended('activityTaskCompletedEventAttributes'), ended('activityTaskFailedEventAttributes'), ended('activityTaskCancelRequestedEventAttributes')];
+    assert.equal(trainings.length, 3);
+    assert.equal(failed.size, 1, 'one size failed');
+    const unfinished = trainings.filter((t) => !completed.has(t) && !failed.has(t));
+    assert.ok(unfinished.length >= 1, 'a sibling was still unfinished when the size failed');
+    assert.deepEqual(unfinished.filter((t) => !cancelRequested.has(t)), [], 'every unfinished sibling was cancelled');
+  } finally {
+    device.kill('SIGTERM');
+    await client.connection.close();
+    await connection.close();
+  }
+});
