@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { removeTrainingFiles, trainSize, trainingDir, trainingKey, trainingResultPath, type SeedResult } from '../evaluator/evaluate';
 import { prepareData, type PreparedData } from '../evaluator/data/prepare';
 import { profileSettings } from '../evaluator/profiles';
@@ -102,4 +103,29 @@ test('when every checkpoint is corrupt the training says so for each and complet
   assert.match(warnings[1], /checkpoint\.bin\.prev cannot be used: it is not an evoscale checkpoint of this format; starting from step 0$/);
   assert.equal(result?.resumedFromStep, 0);
   assert.equal(result.valLoss, uninterrupted.valLoss);
+});
+
+test('a full disk during a checkpoint write skips that checkpoint with a clear warning and the training completes with the loss of an uninterrupted run', { skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root (CI runs as root)' }, async () => {
+  forget();
+  await train(10);
+  const checkpointBytes = fs.statSync(checkpoint()).size;
+  forget();
+  // The training's folder on a tmpfs with room for one checkpoint and a half: the first fits, the next does not.
+  const dir = trainingDir(key());
+  fs.mkdirSync(dir, { recursive: true });
+  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil((4 * checkpointBytes) / 4096) * 4096}`, 'tmpfs', dir], { encoding: 'utf8' });
+  assert.equal(mount.status, 0, mount.stderr);
+  try {
+    const { bavail, bsize } = fs.statfsSync(dir);
+    fs.writeFileSync(path.join(dir, 'filler'), Buffer.alloc(bavail * bsize - Math.floor(1.5 * checkpointBytes)));
+    const { result, warnings } = await train();
+    assert.ok(warnings.length >= 1, 'the full disk is reported');
+    assert.match(warnings[0], /^the disk is full \(ENOSPC\): checkpoint at step 20 not written; training goes on from memory/);
+    assert.equal(result?.resumedFromStep, 0);
+    assert.equal(result.valLoss, uninterrupted.valLoss, 'the same loss as an uninterrupted run');
+    assert.ok(fs.existsSync(trainingResultPath(key())), 'the result is recorded (outside the full disk)');
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), [], 'no half-written file holds on to the space');
+  } finally {
+    spawnSync('umount', [dir]);
+  }
 });
