@@ -149,8 +149,10 @@ test('an iteration failing on an LLM error still records every call it paid for:
   process.env.OPENAI_BASE_URL = baseUrl;
   // A paid reply the run refuses (no code), then the API refusing our key: the iteration fails on the LLM.
   llm.script(completion('A sharper softmax would help, but no code today.'), errorReply(401, 'Incorrect API key provided'), errorReply(401, 'Incorrect API key provided'));
-  const settings = runSettingsOf(loadRunConfig(defaultConfigPath('coefficient_dynamics'), { profile: 'micro', iterations: 1 }));
-  settings.mutation = { ...settings.mutation, maxAttempts: 2 };
+  // The shipped config's LLM settings on the runs above (whose baseline trainings are then cache hits).
+  const shipped = runSettingsOf(loadRunConfig(defaultConfigPath('coefficient_dynamics'), { profile: 'micro', iterations: 1 }));
+  const base = runSettings({ framework: 'coefficient_dynamics', profile: 'micro', iterations: 1, heartbeatTimeoutS: 60 });
+  const settings = { ...base, llm: shipped.llm, prompt: shipped.prompt, mutation: { ...shipped.mutation, maxAttempts: 2 } };
   const id = 'evo-usage-llm-failure';
   const connection = await NativeConnection.connect({ address: server.address });
   const worker = await Worker.create({ connection, namespace: server.namespace, taskQueue: CONTROL_QUEUE, workflowBundle: bundle, activities: controlActivities });
