@@ -2,13 +2,13 @@
 // in a sandboxed child process; this process only heartbeats, so heartbeats never stall and a
 // crashing candidate cannot take the worker down. A retry resumes from the size's checkpoint.
 import { Context, log } from '@temporalio/activity';
-import { loadProgram } from '../archive';
+import { loadProgram, writeTrainingCurve } from '../archive';
 import { trainSize as trainSizeLib } from '../evaluator/evaluate';
 import { underFailureRule } from './errors';
 import type { PreparedData } from '../evaluator/data/prepare';
 import type { EvaluatorSettings, SizeSpec } from '../evaluator/profiles';
 import type { Framework } from '../core/program';
-import type { SeedRun } from '../contract';
+import type { SeedRun, TrainingHeartbeat } from '../contract';
 import type { TrainProgress } from '../evaluator/train';
 
 export interface TrainSizeInput {
@@ -35,7 +35,13 @@ export async function trainSize(input: TrainSizeInput): Promise<SeedRun> {
   const ctx = Context.current();
   let last: TrainProgress | undefined;
   // Heartbeat on a timer from this process, with the latest progress the child reported.
-  const beat = () => ctx.heartbeat(last ? { step: last.step, steps: last.steps, trainLoss: last.trainLoss, valLoss: last.valLoss } : { step: 0 });
+  const where = { size: input.size.name, seed: input.seed };
+  const beat = () =>
+    ctx.heartbeat(
+      (last
+        ? { ...where, step: last.step, steps: last.steps, resumedFromStep: last.resumedFromStep, trainLoss: last.trainLoss, valLoss: last.valLoss }
+        : { ...where, step: 0, steps: input.evaluator.training.steps, resumedFromStep: 0 }) satisfies TrainingHeartbeat,
+    );
   beat();
   const timer = setInterval(beat, 2000);
   try {
@@ -53,7 +59,9 @@ export async function trainSize(input: TrainSizeInput): Promise<SeedRun> {
           last = p;
         },
       });
-      const { attentionParams: _a, wallSeconds: _w, cached: _c, ...run } = r;
+      // The loss curve goes to the run archive (for `evo report`), not into the workflow's history.
+      const { attentionParams: _a, wallSeconds: _w, cached: _c, curve, ...run } = r;
+      writeTrainingCurve(input.runId, { programHash: input.programHash, size: input.size.name, seed: input.seed, steps: run.steps, curve });
       return run;
     });
   } finally {

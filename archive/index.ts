@@ -47,9 +47,47 @@ export function writeSummary(summary: RunSummary): void {
   writeJsonAtomic(path.join(runDir(summary.workflowId), 'summary.json'), summary);
 }
 
-/** The run's summary.json as last written (after its last recorded iteration), or undefined if it has none. */
-export function readSummary(runId: string): RunSummary | undefined {
-  return readJsonIfExists<RunSummary>(path.join(runDir(runId), 'summary.json'));
+/** One training's loss curve as the archive files it: `curves/<programHash>/<size>-seed<seed>.json`. */
+export interface TrainingCurve {
+  programHash: string;
+  size: string;
+  seed: number;
+  steps: number;
+  curve: { step: number; trainLoss: number; valLoss?: number }[];
+}
+
+export function writeTrainingCurve(runId: string, c: TrainingCurve): void {
+  writeJsonAtomic(path.join(runDir(runId), 'curves', c.programHash, `${c.size}-seed${c.seed}.json`), c);
+}
+
+/** Every curve the run has filed for these programs (trainings still running have none yet). */
+export function readTrainingCurves(runId: string, programHashes: string[]): TrainingCurve[] {
+  const out: TrainingCurve[] = [];
+  for (const hash of new Set(programHashes)) {
+    const dir = path.join(runDir(runId), 'curves', hash);
+    if (!fs.existsSync(dir)) continue;
+    for (const name of fs.readdirSync(dir).sort()) {
+      const c = name.endsWith('.json') ? readJsonIfExists<TrainingCurve>(path.join(dir, name)) : undefined;
+      if (c) out.push(c);
+    }
+  }
+  return out;
+}
+
+/** The last summary.json the run wrote, or null before its first iteration finished. */
+export function readSummary(runId: string): RunSummary | null {
+  return readJsonIfExists<RunSummary>(path.join(runDir(runId), 'summary.json')) ?? null;
+}
+
+/** A stored program's source text, or null when the archive does not hold it. */
+export function readProgramSource(runId: string, hash: string): string | null {
+  const file = programPath(runId, hash);
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null;
+}
+
+/** Where `evo report` writes a run's report unless told otherwise. */
+export function reportPath(runId: string): string {
+  return path.join(runDir(runId), 'report.html');
 }
 
 /** Every program any run archive holds (iterations and refused attempts alike): what the training cache may keep. */

@@ -11,10 +11,11 @@ import { down, up } from './commands/stack';
 import { start } from './commands/start';
 import { status } from './commands/status';
 import { pause, resume, stop } from './commands/signal';
+import { report } from './commands/report';
 import { retry } from './commands/retry';
 import { gc } from './commands/gc';
 
-export const COMMANDS: CommandSpec[] = [evaluate, validate, up, down, start, status, pause, resume, stop, retry, gc];
+export const COMMANDS: CommandSpec[] = [evaluate, validate, up, down, start, status, report, pause, resume, stop, retry, gc];
 
 const FOOTER = [
   `frameworks: ${FRAMEWORKS.join(', ')}`,

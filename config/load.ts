@@ -178,6 +178,8 @@ function applyInitArgs(profile: EvaluatorSettings, a: RunConfigFile['evaluator']
   if (a.fit_axis !== undefined) ev.fitAxis = a.fit_axis;
   if (a.vocab_size !== undefined) ev.data.vocabSize = a.vocab_size;
   if (a.val_fraction !== undefined) ev.data.valFraction = a.val_fraction;
+  if (a.copy_segments === false) delete ev.data.copySegments;
+  else if (a.copy_segments !== undefined) ev.data.copySegments = a.copy_segments;
   if (a.corpus !== undefined) {
     ev.data.corpus = a.corpus === 'moby-dick' ? a.corpus : a.corpus.map((f) => path.resolve(path.dirname(configPath), f));
   }

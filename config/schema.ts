@@ -126,6 +126,11 @@ const InitArgsSchema = z
       errorMap: () => ({ message: 'must be "moby-dick" or a list of paths: text or .jsonl files, folders of them, a nanoGPT folder or a .bin file' }),
     }),
     val_fraction: z.number().gt(0).lt(1),
+    // false: the corpus alone; an object: synthetic copying segments mixed in (evaluator/data/copy-segments.ts).
+    copy_segments: z.union([
+      z.literal(false),
+      z.object({ fraction: z.number().gt(0).lt(1), period: positiveInt, length: positiveInt, symbols: positiveInt }).strict(),
+    ]),
     model_sizes: z.array(SizeSchema).min(2, 'needs at least two sizes to fit a scaling law'),
   })
   .partial()

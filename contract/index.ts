@@ -54,6 +54,16 @@ export interface DataSpec {
   /** The BPE's size, or for pre-tokenised data any size above its largest token id. */
   vocabSize: number;
   valFraction: number;
+  /** Synthetic copying segments mixed into both splits (evaluator/data/copy-segments.ts); absent: the corpus alone. */
+  copySegments?: CopySegments;
+}
+
+/** Segments of `period` random symbols (of the `symbols` ids the text uses least) repeated to `length` tokens, `fraction` of the stream. */
+export interface CopySegments {
+  fraction: number;
+  period: number;
+  length: number;
+  symbols: number;
 }
 
 export interface PreparedData {
@@ -131,6 +141,23 @@ export interface FitSummary {
   r2: number;
   /** Standard error of the slope; null with fewer than three points (no residual degrees of freedom). */
   slopeStdErr: number | null;
+}
+
+/** The child workflow of a run's iteration i: `<runId>/iter-NNN`. */
+export function iterationWorkflowId(runId: string, iteration: number): string {
+  return `${runId}/iter-${String(iteration).padStart(3, '0')}`;
+}
+
+/** What a training activity reports in each heartbeat: where it is, for `evo status` and the Web UI. */
+export interface TrainingHeartbeat {
+  size: string;
+  seed: number;
+  step: number;
+  steps: number;
+  /** The step this attempt started from (a checkpoint after a retry). */
+  resumedFromStep: number;
+  trainLoss?: number;
+  valLoss?: number;
 }
 
 export const CONTROL_QUEUE = 'evoscale-control';

@@ -14,7 +14,7 @@ import { nativeBackendInstalled } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
 import { DEFAULT_FITNESS, scoreAgainstBaseline, sizePoints, type Score } from '../score/select';
 import type { EvaluatorSettings, FitnessSettings, SeedRun, SizePoint, SizeSpec } from '../contract';
-import { previousCheckpointPath, type TrainJob, type TrainProgress, type TrainResult, type TrainingConfig } from './train';
+import { previousCheckpointPath, type CurvePoint, type TrainJob, type TrainProgress, type TrainResult, type TrainingConfig } from './train';
 
 /** One training's outcome as the evaluator reports it. */
 export interface SeedResult extends SeedRun {
@@ -22,6 +22,8 @@ export interface SeedResult extends SeedRun {
   wallSeconds: number;
   /** True when this result came from the cache rather than a training run now. */
   cached: boolean;
+  /** Train loss at every evaluation, with the validation loss (the run archive keeps it for reports). */
+  curve: CurvePoint[];
 }
 
 export interface EvaluationResult {
@@ -110,6 +112,7 @@ function seedResult(size: SizeSpec, seed: number, r: TrainResult, cached: boolea
     msPerStep: r.msPerStep,
     peakBytes: r.peakBytes,
     cached,
+    curve: r.curve,
   };
 }
 

@@ -255,6 +255,7 @@ export async function trainOneSize(job: TrainJob, onProgress: (p: TrainProgress)
     const names = params.map(([n]) => n);
     let lastTrainLoss = NaN;
     let lastReport = 0;
+    const curveEvery = Math.max(1, Math.floor(steps / 50));
     let stepMs = 0;
     let peakBytes = 0;
     for (let step = resumedFromStep; step < steps; step++) {
@@ -288,7 +289,11 @@ export async function trainOneSize(job: TrainJob, onProgress: (p: TrainProgress)
         checkFinite(valLoss, 'the validation loss', done);
         curve.push({ step: done, trainLoss: lossValue, valLoss });
         onProgress({ event: 'eval', step: done, steps, trainLoss: lossValue, valLoss, lr, resumedFromStep, tensors: tf.memory().numTensors });
-      } else if (Date.now() - lastReport > 1000) {
+      } else if (done % curveEvery === 0) {
+        // Between evaluations the curve keeps the train loss, about 50 points a training, for reports.
+        curve.push({ step: done, trainLoss: lossValue });
+      }
+      if (!isEval && Date.now() - lastReport > 1000) {
         lastReport = Date.now();
         onProgress({ event: 'step', step: done, steps, trainLoss: lossValue, lr, resumedFromStep });
       }

@@ -2,14 +2,15 @@
 // signal and list. The CLI, `npm start` and the tests share these; output is the caller's.
 import { randomUUID } from 'node:crypto';
 import Long from 'long';
-import { ApplicationFailure, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { ApplicationFailure, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { connectClient } from './temporal/connection';
 import { EvoFramework, EvoStatus, EvoIteration } from '../contract/search-attributes';
-import { CANDIDATE_FAILED, CONTROL_QUEUE, ITERATION_FAILED, type RunSettings, type RunSummary } from '../contract';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { CANDIDATE_FAILED, CONTROL_QUEUE, ITERATION_FAILED, iterationWorkflowId, type RunSettings, type RunSummary, type TrainingHeartbeat } from '../contract';
 import { readSummary } from '../archive';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 import { chooseProvider } from '../propose';
-import { assertFramework } from '../core/program';
+import { assertFramework, hashText } from '../core/program';
 import { EvoError } from '../core/errors';
 import { progress } from '../core/output';
 
@@ -51,6 +52,17 @@ async function withClient<T>(use: (client: Client) => Promise<T>, notFound?: str
   }
 }
 
+/** The resolved settings in a few words and their content hash, for the run's memo (shown on its Web UI page). */
+export function configDigest(settings: RunSettings): { hash: string; text: string } {
+  const ev = settings.evaluator;
+  const text = [
+    `${settings.framework}, ${ev.profile} profile, ${settings.iterations} iterations, seed ${settings.seed}`,
+    `sizes ${ev.sizes.map((s) => s.name).join(' ')}; seeds ${ev.seeds.join(',')}; ${ev.training.steps} steps, batch ${ev.training.batchSize}, lr ${ev.training.learningRate}`,
+    `fitness ${settings.fitness.mode} (${settings.fitness.level} intervals, margin ${settings.fitness.margin}); mutation ${settings.llm ? `llm ${settings.llm.primaryModel}` : settings.mutation.provider}; screen ${settings.screen.enabled ? 'on' : 'off'}`,
+  ].join('\n');
+  return { hash: hashText(JSON.stringify(settings)), text };
+}
+
 export function startRun(settings: RunSettings, workflowId?: string): Promise<string> {
   return withClient(async (client) => {
     const id = workflowId ?? `evo-${settings.framework}-${settings.evaluator.profile}-${timestamp()}`;
@@ -64,6 +76,7 @@ export function startRun(settings: RunSettings, workflowId?: string): Promise<st
         { key: EvoIteration, value: 0 },
       ],
       staticSummary: `evolve ${settings.framework} attention, ${settings.evaluator.profile} profile, ${settings.iterations} iterations`,
+      memo: { config: configDigest(settings) },
     });
     return id;
   });
@@ -109,21 +122,6 @@ export interface RunListing {
   runStatus: string;
 }
 
-/** A run as Temporal sees it, with the iterations it finished. */
-export interface RunState {
-  workflowId: string;
-  /** Temporal's execution status of the run's latest execution (RUNNING, COMPLETED, FAILED, TERMINATED, …). */
-  temporalStatus: string;
-  /** The run's own status, unless Temporal says it ended otherwise: then Temporal's, in lower case. */
-  status: string;
-  /** From the workflow while it runs or once it completed; from the archive (its last recorded iteration) otherwise. */
-  summary: RunSummary | undefined;
-  /** Why it ended, for a run that did not complete: the root cause in one line. */
-  failure?: string;
-  /** What the user can do about it, for a run that did not complete. */
-  next?: string;
-}
-
 const OPEN = new Set(['RUNNING']);
 
 /** The run's own status where Temporal agrees it is still open; Temporal's verdict where it ended. */
@@ -143,30 +141,16 @@ function rootCause(err: unknown): { message: string; userFault: boolean } {
   return { message: message.split('\n')[0], userFault };
 }
 
-/** `evo status <workflowId>`: what Temporal says about the run wins over the archive. */
-export function runState(workflowId: string): Promise<RunState> {
-  return withClient(async (client) => {
-    const handle = client.workflow.getHandle(workflowId);
-    const temporalStatus = (await handle.describe()).status.name;
-    if (temporalStatus === 'RUNNING') {
-      const summary = await handle.query<RunSummary>('status');
-      return { workflowId, temporalStatus, status: summary.status, summary };
-    }
-    if (temporalStatus === 'COMPLETED') {
-      const summary = (await handle.result()) as RunSummary;
-      return { workflowId, temporalStatus, status: summary.status, summary };
-    }
-    const summary = readSummary(workflowId);
-    const cause = await handle.result().then(
-      () => ({ message: temporalStatus.toLowerCase(), userFault: false }),
-      (err: unknown) => rootCause(err),
-    );
-    const done = summary?.iterations.length ?? 0;
-    const kept = done === 1 ? 'iteration 0 is kept' : `iterations 0–${done - 1} are kept`;
-    const from = done === 0 ? 'from its start (no iteration was finished)' : `from iteration ${done} (${kept}, not trained again)`;
-    const next = `${cause.userFault ? 'fix the cause above, then ' : ''}\`evo retry ${workflowId}\` continues it ${from}`;
-    return { workflowId, temporalStatus, status: trueStatus(temporalStatus, summary?.status), summary, failure: cause.message, next };
-  }, `no workflow ${workflowId}`);
+/** Why a run that did not complete ended, and what the user can do about it. */
+async function failureOf(handle: ReturnType<Client['workflow']['getHandle']>, workflowId: string, temporalStatus: string, summary: RunSummary): Promise<{ failure: string; next: string }> {
+  const cause = await handle.result().then(
+    () => ({ message: temporalStatus.toLowerCase(), userFault: false }),
+    (err: unknown) => rootCause(err),
+  );
+  const done = summary.iterations.length;
+  const kept = done === 1 ? 'iteration 0 is kept' : `iterations 0–${done - 1} are kept`;
+  const from = done === 0 ? 'from its start (no iteration was finished)' : `from iteration ${done} (${kept}, not trained again)`;
+  return { failure: cause.message, next: `${cause.userFault ? 'fix the cause above, then ' : ''}\`evo retry ${workflowId}\` continues it ${from}` };
 }
 
 /** Where `evo retry` resets a run to, and what that continues. */
@@ -236,4 +220,104 @@ export function listRuns(limit = 50): Promise<RunListing[]> {
     }
     return runs;
   });
+}
+
+/** A training running now, from its activity's last heartbeat. */
+export interface TrainingInFlight extends TrainingHeartbeat {
+  /** The iteration workflow it belongs to. */
+  workflowId: string;
+  attempt: number;
+  /** Seconds left at the pace of this attempt so far; null before the first step is reported. */
+  etaS: number | null;
+}
+
+/** Where a run stands: its summary (live from the workflow while it runs, else the archive's), Temporal's view and what trains now. */
+export interface RunSnapshot {
+  summary: RunSummary;
+  /** Temporal's execution status: RUNNING, COMPLETED, FAILED, TERMINATED, … */
+  temporalStatus: string;
+  startTime: Date;
+  closeTime: Date | null;
+  /** When each finished iteration's workflow closed, by iteration number. */
+  iterationClosedAt: Record<number, Date>;
+  trainings: TrainingInFlight[];
+  /** The settings the run was started with (its first input), when the history still has them. */
+  settings: RunSettings | null;
+  /** The run's own status, unless Temporal says it ended otherwise: then Temporal's, in lower case. */
+  status: string;
+  /** For a run that did not complete: the root cause in one line, and what the user can do about it. */
+  failure?: string;
+  next?: string;
+}
+
+type PendingActivity = NonNullable<WorkflowExecutionDescription['raw']['pendingActivities']>[number];
+
+function inFlightOf(workflowId: string, pending: PendingActivity): TrainingInFlight | null {
+  const payload = pending.heartbeatDetails?.payloads?.[0];
+  if (!payload) return null;
+  const beat = defaultPayloadConverter.fromPayload<TrainingHeartbeat>(payload);
+  if (typeof beat?.step !== 'number' || typeof beat.size !== 'string') return null;
+  const seconds = (t: typeof pending.lastStartedTime) => (t ? Number(t.seconds ?? 0) + (t.nanos ?? 0) / 1e9 : null);
+  const started = seconds(pending.lastStartedTime);
+  const beatAt = seconds(pending.lastHeartbeatTime);
+  const done = beat.step - beat.resumedFromStep;
+  const etaS = started !== null && beatAt !== null && done > 0 && beatAt > started ? ((beat.steps - beat.step) * (beatAt - started)) / done : null;
+  return { ...beat, workflowId, attempt: pending.attempt ?? 1, etaS };
+}
+
+/** The settings in the run's first history event (one event fetched, however long the history). */
+async function startSettings(client: Client, workflowId: string): Promise<RunSettings | null> {
+  const page = await client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId }, maximumPageSize: 1 });
+  const payload = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  return payload ? (defaultPayloadConverter.fromPayload<{ settings?: RunSettings }>(payload).settings ?? null) : null;
+}
+
+/**
+ * A run's state for `evo status` and `evo report`. A closed run is read from its archive (no worker
+ * needs to be up); a running one is queried, falling back to the archive while no worker answers.
+ */
+export function runSnapshot(workflowId: string): Promise<RunSnapshot> {
+  return withClient(async (client) => {
+    const handle = client.workflow.getHandle(workflowId);
+    const desc = await handle.describe();
+    const running = desc.status.name === 'RUNNING';
+    let summary: RunSummary | null = running ? null : readSummary(workflowId);
+    if (!summary && !running) throw new EvoError(`run ${workflowId} closed (${desc.status.name}) before it recorded an iteration: nothing to show`, 'NOT_FOUND');
+    if (!summary) {
+      try {
+        summary = await handle.query<RunSummary>('status');
+      } catch (err) {
+        summary = readSummary(workflowId);
+        if (!summary) throw new EvoError(`run ${workflowId} has no summary yet: no worker answered its status query (${(err as Error).message.split('\n')[0]}) and the archive holds none`, 'NOT_FOUND');
+      }
+    }
+    const iterationClosedAt: Record<number, Date> = {};
+    for (const it of summary.iterations) {
+      const closed = await client.workflow.getHandle(iterationWorkflowId(workflowId, it.iteration)).describe().then((d) => d.closeTime, () => undefined);
+      if (closed) iterationClosedAt[it.iteration] = closed;
+    }
+    const trainings: TrainingInFlight[] = [];
+    for (const child of desc.raw.pendingChildren ?? []) {
+      if (!child.workflowId) continue;
+      const childDesc = await client.workflow.getHandle(child.workflowId).describe().catch(() => undefined);
+      for (const pending of childDesc?.raw.pendingActivities ?? []) {
+        const t = inFlightOf(child.workflowId, pending);
+        if (t) trainings.push(t);
+      }
+    }
+    // What Temporal says wins: a run that failed is shown as failed, whatever its archive last said.
+    const temporalStatus = desc.status.name;
+    const ended = running || temporalStatus === 'COMPLETED' || temporalStatus === 'CONTINUED_AS_NEW' ? {} : await failureOf(handle, workflowId, temporalStatus, summary);
+    return {
+      summary,
+      temporalStatus,
+      startTime: desc.startTime,
+      closeTime: desc.closeTime ?? null,
+      iterationClosedAt,
+      trainings,
+      settings: await startSettings(client, workflowId),
+      status: trueStatus(temporalStatus, summary.status),
+      ...ended,
+    };
+  }, `no workflow ${workflowId}`);
 }

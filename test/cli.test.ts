@@ -16,6 +16,7 @@ const EXPECTED: Record<string, string[]> = {
   down: [],
   start: ['framework', 'config', 'profile', 'iterations', 'seed', 'wait'],
   status: [],
+  report: ['out', 'watch'],
   pause: [],
   resume: [],
   stop: [],

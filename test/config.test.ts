@@ -216,6 +216,17 @@ describe('precedence: profile, then evaluator.init_args, then the command line',
     assert.throws(() => loadRunConfig(file, { profile: 'huge' }), /unknown profile "huge"/);
   });
 
+  test('init_args.copy_segments: false trains on the corpus alone; an object sets the segments', () => {
+    assert.ok(profileSettings('smoke').data.copySegments, 'smoke mixes copying segments in by default');
+    const off = loadRunConfig(write('plain.yaml', MINIMAL.replace('    batch_size: 4', '    batch_size: 4\n    copy_segments: false')));
+    assert.equal(off.evaluator.data.copySegments, undefined);
+    const copy = { fraction: 0.1, period: 3, length: 12, symbols: 8 };
+    const set = loadRunConfig(write('copy.yaml', MINIMAL.replace('    batch_size: 4', `    batch_size: 4\n    copy_segments: ${JSON.stringify(copy)}`)));
+    assert.deepEqual(set.evaluator.data.copySegments, copy);
+    const err = configError(write('bad-copy.yaml', MINIMAL.replace('    batch_size: 4', '    batch_size: 4\n    copy_segments: {fraction: 0.1}')));
+    assert.match(err.message, /evaluator\.init_args\.copy_segments/);
+  });
+
   test('checks that need the merged settings still name the keys', () => {
     const err = configError(write('warmup.yaml', MINIMAL.replace('    batch_size: 4', '    batch_size: 4\n    warmup_steps: 500')));
     assert.match(err.message, /warmup_steps \(500\) must be fewer than training_steps \(123\) in profile smoke/);

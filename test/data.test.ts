@@ -196,6 +196,10 @@ test('bad data settings each fail with one clear line and leave the cached entry
   await assertOneLineError({ ...spec, vocabSize: 200 }, /^vocabulary size 200 is below the 256 byte symbols/);
   await assertOneLineError({ ...spec, valFraction: 0 }, /^data\.val_fraction must be in \(0, 0\.5\], got 0$/);
   await assertOneLineError({ ...spec, valFraction: 0.6 }, /^data\.val_fraction must be in \(0, 0\.5\], got 0\.6$/);
+  const copy = { fraction: 0.25, period: 4, length: 16, symbols: 8 };
+  await assertOneLineError({ ...spec, copySegments: { ...copy, fraction: 1 } }, /^data\.copy_segments\.fraction must be in \(0, 1\), got 1$/);
+  await assertOneLineError({ ...spec, copySegments: { ...copy, length: 4 } }, /^data\.copy_segments\.length must be a whole number above the period \(4\), got 4$/);
+  await assertOneLineError({ ...spec, copySegments: { ...copy, symbols: 301 } }, /^data\.copy_segments\.symbols must be a whole number from 2 to the vocabulary size \(300\), got 301$/);
 
   assert.deepEqual(snapshot(cacheDir('data')), before, 'the cache is exactly as it was');
   assert.deepEqual(fs.readdirSync(cacheDir('data')), [cached.hash], 'no build folders left behind');
@@ -375,4 +379,41 @@ test('a single .bin file is split by val_fraction like text: the last tokens are
 
   const tiny = writeBin(path.join(home, 'tiny.bin'), [5, 6]);
   await assertOneLineError({ corpus: [tiny], vocabSize: 1024, valFraction: 0.1 }, 'corpus is too small: 2 tokens leave no validation tokens');
+});
+
+test('copy segments: the text keeps every token in order, and after its first period each segment token repeats the one a period back', async (t) => {
+  const home = freshHome(t);
+  const novel = writeCorpusFile(home, 'novel.txt', shortNovel);
+  const plainSpec: DataSpec = { corpus: [novel], vocabSize: 300, valFraction: 0.1 };
+  const copy = { fraction: 0.25, period: 5, length: 20, symbols: 12 };
+  const plain = await prepareData(plainSpec);
+  const mixed = await prepareData({ ...plainSpec, copySegments: copy });
+  assert.notEqual(mixed.hash, plain.hash, 'a corpus with segments is its own cache entry');
+  assert.equal(mixed.tokenizerPath && fs.readFileSync(mixed.tokenizerPath, 'utf8'), plain.tokenizerPath && fs.readFileSync(plain.tokenizerPath, 'utf8'));
+  const stride = Math.round((copy.length * (1 - copy.fraction)) / copy.fraction); // 60 text tokens between segments
+  const trainText = loadTokens(plain.trainPath);
+  const uses = new Map<number, number>();
+  for (const id of trainText) uses.set(id, (uses.get(id) ?? 0) + 1);
+  const rarest = new Set([...Array(300).keys()].sort((a, b) => (uses.get(a) ?? 0) - (uses.get(b) ?? 0) || a - b).slice(0, copy.symbols));
+  for (const [plainPath, mixedPath] of [[plain.trainPath, mixed.trainPath], [plain.valPath, mixed.valPath]]) {
+    const text = loadTokens(plainPath);
+    const out = loadTokens(mixedPath);
+    const segments = Math.floor(text.length / stride);
+    assert.equal(out.length, text.length + segments * copy.length);
+    const kept: number[] = [];
+    for (let s = 0, o = 0; s <= segments; s++) {
+      kept.push(...out.subarray(o, o + stride));
+      o += stride;
+      if (s === segments) break;
+      const segment = out.subarray(o, o + copy.length);
+      o += copy.length;
+      for (let i = 0; i < copy.length; i++) {
+        assert.ok(rarest.has(segment[i]), `symbol ${segment[i]} is one of the ${copy.symbols} ids the text uses least`);
+        if (i >= copy.period) assert.equal(segment[i], segment[i - copy.period]);
+      }
+    }
+    assert.deepEqual(kept.slice(0, text.length), [...text]);
+    assert.ok(segments * copy.length / out.length > 0.24 && segments * copy.length / out.length <= 0.25, 'segments are the configured fraction');
+  }
+  assert.deepEqual(await prepareData({ ...plainSpec, copySegments: copy }), mixed, 'a second preparation is a cache hit');
 });

@@ -5,19 +5,18 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { Client, type WorkflowHandle } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { CATALOGUE } from '../propose/offline/catalogue';
 import { FakeOpenAi, TEMPERATURE_DIFF, completion } from './helpers/fake-openai';
-import * as controlActivities from '../activities/control';
 import { CONTROL_QUEUE, type RunSettings, type RunSummary, type IterationRecord } from '../contract';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
 import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
 import { controlBlock } from './helpers/controls';
+import { startDeviceWorker as startWorkerProcess, withWorkers as withWorkersOn } from './helpers/workers';
 
 let server: TestServer;
 let bundle: WorkflowBundleWithSourceMap;
@@ -52,44 +51,8 @@ function useFolders(name: string): { home: string; runs: string } {
   return { home, runs };
 }
 
-function startDeviceWorker(): ChildProcess {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'workers', 'device.js'), '--device', 'cpu'], {
-    env: { ...process.env, ...server.env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr!.on('data', (d) => logs.push(String(d)));
-  return child;
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-/** Run `body` with a control worker in this process and one device worker process. */
-async function withWorkers<T>(body: (client: Client, device: { current: ChildProcess }) => Promise<T>): Promise<T> {
-  const nativeConnection = await NativeConnection.connect({ address: server.address });
-  const worker = await Worker.create({
-    connection: nativeConnection,
-    namespace: server.namespace,
-    taskQueue: CONTROL_QUEUE,
-    workflowBundle: bundle,
-    activities: controlActivities,
-    maxConcurrentActivityTaskExecutions: 2,
-  });
-  const connection = await server.connect();
-  const client = new Client({ connection, namespace: server.namespace });
-  const device = { current: startDeviceWorker() };
-  try {
-    return await worker.runUntil(body(client, device));
-  } finally {
-    await stopProcess(device.current);
-    await connection.close();
-    await nativeConnection.close();
-  }
-}
+const startDeviceWorker = () => startWorkerProcess(server, logs);
+const withWorkers = <T>(body: Parameters<typeof withWorkersOn<T>>[3]) => withWorkersOn(server, bundle, logs, body);
 
 async function startEvolution(client: Client, settings: RunSettings, id: string) {
   return client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] });

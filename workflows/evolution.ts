@@ -2,13 +2,14 @@
 // `iteration` child per step, keeping the best (population 1, as in the seed); a `status` query,
 // pause/resume/stop signals, search attributes and continue-as-new.
 // Deterministic code only: randomness, time and I/O live in activities.
-import { ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, executeChild, patched, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { EvolutionInput, IterationRecord, RunSummary } from '../contract';
+import { ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, executeChild, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { iterationWorkflowId, type EvolutionInput, type IterationInput, type IterationRecord, type RunSummary } from '../contract';
 import { addTotals, budgetExceeded, budgetMessage, emptyTotals } from '../propose/llm/ledger';
 import { EvoBestFitness, EvoFramework, EvoIteration, EvoStatus } from '../contract/search-attributes';
 import { controlActivities } from './activities';
 import { iteration } from './iteration';
 import { usageOfFailure, USAGE_OF_FAILED_ITERATIONS } from './failures';
+import { iterationSummary, runDetails } from './details';
 
 export const statusQuery = defineQuery<RunSummary>('status');
 export const pauseSignal = defineSignal('pause');
@@ -21,10 +22,6 @@ function llmFailure(err: unknown): string | undefined {
     if (e instanceof ApplicationFailure && typeof e.type === 'string' && /^LLM_/.test(e.type)) return e.message;
   }
   return undefined;
-}
-
-function pad(n: number): string {
-  return String(n).padStart(3, '0');
 }
 
 export async function evolution(input: EvolutionInput): Promise<RunSummary> {
@@ -51,13 +48,17 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
   setHandler(stopSignal, () => {
     stopRequested = true;
   });
-  const publish = () =>
+  let now = input.carried ? 'continued as new' : 'preparing data';
+  // Search attributes for the list's filters; current details (no command: replay-safe) for the run's page.
+  const publish = () => {
+    setCurrentDetails(runDetails(summary, settings.iterations, now));
     upsertSearchAttributes([
       { key: EvoFramework, value: settings.framework },
       { key: EvoIteration, value: summary.iterations.length === 0 ? 0 : summary.iterations[summary.iterations.length - 1].iteration },
       { key: EvoStatus, value: summary.status },
       ...(summary.best ? [{ key: EvoBestFitness, value: summary.best.fitness }] : []),
     ]);
+  };
   publish();
 
   const data = input.carried?.data ?? (await controlActivities('prepare data').prepareData(settings.evaluator.data));
@@ -71,6 +72,7 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
     }
     if (paused && !stopRequested) {
       summary.status = 'paused';
+      now = `paused before iteration ${i}`;
       publish();
       await controlActivities('record pause').writeRunSummary(summary);
       await condition(() => !paused || stopRequested);
@@ -78,26 +80,23 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
     if (stopRequested) break;
     summary.status = 'running';
     delete summary.reason;
+    now = `iteration ${i} running`;
     publish();
     let record: IterationRecord;
     try {
-      record = await executeChild(iteration, {
-        workflowId: `${runId}/iter-${pad(i)}`,
-        args: [
-          {
-            runId,
-            settings,
-            iteration: i,
-            data,
-            parentHash: summary.best?.programHash ?? null,
-            parentPoints: summary.iterations.find((it) => it.iteration === summary.best?.iteration)?.points ?? null,
-            baselinePoints: summary.iterations[0]?.points ?? null,
-            history: summary.iterations.map((it) => ({ programHash: it.programHash, fitness: it.fitness, status: it.status })),
-            proposalIndex: proposalsSoFar(),
-            baselineHash: summary.iterations[0]?.programHash ?? null,
-          },
-        ],
-      });
+      const childInput: IterationInput = {
+        runId,
+        settings,
+        iteration: i,
+        data,
+        parentHash: summary.best?.programHash ?? null,
+        parentPoints: summary.iterations.find((it) => it.iteration === summary.best?.iteration)?.points ?? null,
+        baselinePoints: summary.iterations[0]?.points ?? null,
+        history: summary.iterations.map((it) => ({ programHash: it.programHash, fitness: it.fitness, status: it.status })),
+        proposalIndex: proposalsSoFar(),
+        baselineHash: summary.iterations[0]?.programHash ?? null,
+      };
+      record = await executeChild(iteration, { workflowId: iterationWorkflowId(runId, i), args: [childInput], staticSummary: iterationSummary(childInput) });
     } catch (err) {
       // What a failed iteration paid for still counts (and against the budget).
       const paidFor = usageOfFailure(err);
@@ -116,6 +115,7 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
       summary.best = { iteration: record.iteration, fitness: record.fitness, programHash: record.programHash };
     }
     await controlActivities(`record iteration ${i}`).writeRunSummary(summary);
+    now = `iteration ${i} recorded`;
     publish();
     i++;
     if (workflowInfo().continueAsNewSuggested && i <= settings.iterations) {
@@ -123,6 +123,7 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
     }
   }
   summary.status = stopRequested ? 'stopped' : 'completed';
+  now = `${summary.iterations.length} iterations recorded`;
   await controlActivities('record final status').writeRunSummary(summary);
   publish();
   return summary;

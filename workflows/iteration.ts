@@ -1,7 +1,7 @@
 // One iteration of an evolution run (child workflow `<runId>/iter-NNN`): propose with bounded re-tries →
 // validate → train every size in parallel on the training queue → fit → select.
 // Deterministic code only: randomness, time and I/O live in activities.
-import { ApplicationFailure, CancellationScope, proxyActivities, ActivityFailure, isCancellation, patched } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, proxyActivities, ActivityFailure, isCancellation, patched, setCurrentDetails } from '@temporalio/workflow';
 import type * as training from '../activities/train';
 import type { ValidationOutcome } from '../activities/validate';
 import { screenEvaluator } from '../evaluator/profiles';
@@ -18,6 +18,7 @@ import {
 import { addTotals, emptyTotals, type UsageTotals } from '../propose/llm/ledger';
 import { controlActivities } from './activities';
 import { failedWithUsage, usageOfFailure, USAGE_OF_FAILED_ITERATIONS } from './failures';
+import { iterationOutcome } from './details';
 
 /** The patch that cancels a failed candidate's other trainings (runs recorded before it did not). */
 export const CANCEL_SIBLING_TRAININGS = 'cancel-sibling-trainings';
@@ -38,7 +39,10 @@ function approxParams(d: number, layers: number): number {
 export async function iteration(input: IterationInput): Promise<IterationRecord> {
   const paid = { usage: emptyTotals() };
   try {
-    return await runIteration(input, paid);
+    const record = await runIteration(input, paid);
+    // The outcome as the Web UI's current details (a query answer, no command: replay-safe).
+    setCurrentDetails(iterationOutcome(record));
+    return record;
   } catch (err) {
     // An iteration that fails (an LLM refusing us after paid attempts, a step out of retries) still
     // reports what it paid for: the evolution adds it to the run's totals.
@@ -57,6 +61,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
   let candidate: ValidationOutcome & { programHash: string | null; description: string } = { ok: false, programHash: null, description: '' };
   const attempts = input.iteration === 0 ? 1 : settings.mutation.maxAttempts;
   for (let attempt = 1; attempt <= attempts; attempt++) {
+    setCurrentDetails(`${label}: proposing (attempt ${attempt} of ${attempts})`);
     const proposal = await controlActivities(`${label}: propose (attempt ${attempt})`).proposeCandidate({
       runId,
       settings,
@@ -73,6 +78,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
       failedAttempts.push({ programHash: null, description: proposal.description, error: reason, kind: 'reply-refused' });
       continue;
     }
+    setCurrentDetails(`${label}: validating ${proposal.programHash} (${proposal.description})`);
     const report = await controlActivities(`${label}: validate ${proposal.programHash}`).validateCandidate({
       runId,
       framework: settings.framework,
@@ -129,6 +135,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
       }
     }
     // Every size with every seed at once: the training queue spreads them over the device workers.
+    setCurrentDetails(`${label}: training ${candidate.description} at ${ev.sizes.length} sizes × ${ev.seeds.length} seeds`);
     const trainAll = () => Promise.all(ev.seeds.flatMap((seed) => ev.sizes.map((size) => train(programHash, size, seed, ev, 'train'))));
     runs = !patched(CANCEL_SIBLING_TRAININGS)
       ? await trainAll()

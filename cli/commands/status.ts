@@ -5,22 +5,19 @@ import type { CommandSpec } from '../spec';
 
 export const status: CommandSpec = {
   name: 'status',
-  summary: "show the stack and all runs, or one run's iterations, LLM usage and stop reason",
+  summary: "show the stack and all runs, or one run's iterations, trainings in flight, LLM usage and stop reason",
   options: [],
   positionals: [{ name: 'workflowId', description: 'one run to show; default: the stack and every run' }],
   async run(_o, [workflowId]) {
     const { temporalUiUrl } = await import('../../ops/temporal/connection');
-    const { listRuns, runState } = await import('../../ops/runs');
+    const { listRuns, runSnapshot } = await import('../../ops/runs');
     if (workflowId) {
-      const { renderSummary } = await import('../../ops/run-report');
+      const { renderSummary, trainingsText } = await import('../../ops/run-report');
       // What Temporal says wins: a run that failed is shown as failed, whatever its archive last said.
-      const state = await runState(workflowId);
-      if (state.summary) process.stdout.write(renderSummary(state.summary, state.status) + '\n');
-      else process.stdout.write(`${workflowId}   ${state.status}   (no iteration recorded)\n`);
-      if (state.failure !== undefined) {
-        process.stdout.write(`Temporal: ${state.temporalStatus} — ${state.failure}\n`);
-        process.stdout.write(`next: ${state.next}\n`);
-      }
+      const snap = await runSnapshot(workflowId);
+      process.stdout.write(renderSummary(snap.summary, snap.status) + '\n');
+      if (snap.temporalStatus === 'RUNNING') process.stdout.write(trainingsText(snap.trainings, process.stdout.isTTY === true) + '\n');
+      else if (snap.failure !== undefined) process.stdout.write(`Temporal: ${snap.temporalStatus} — ${snap.failure}\nnext: ${snap.next}\n`);
       process.stdout.write(`Web UI: ${temporalUiUrl(workflowId) ?? '—'}\n`);
       return;
     }

@@ -9,7 +9,8 @@ import { readJsonIfExists, writeJsonAtomic } from '../../core/atomic-file';
 import { EvoError } from '../../core/errors';
 import { cacheDir } from '../../core/paths';
 import { Corpus, CorpusFile, corpusText, readCorpus } from './corpus';
-import { maxTokensPerFile, tokenBytesFor, writeTokenFile, writeTokenFileFromUint16 } from './token-file';
+import { checkCopySegments, mixCopySegments, rarestIds, type CopySegments } from './copy-segments';
+import { loadTokens, maxTokensPerFile, tokenBytesFor, writeTokenFile, writeTokenFileFromUint16 } from './token-file';
 import {
   BYTE_ALPHABET_SIZE,
   MAX_VOCAB_SIZE,
@@ -55,15 +56,37 @@ export async function prepareData(spec: DataSpec): Promise<PreparedData> {
   checkDataSpec(spec, corpus.kind);
   const hash = dataHash(corpus, spec);
   const dir = cacheDir('data', hash);
-  return (
+  const prepared =
     readPrepared(dir) ??
     (await buildEntry(hash, dir, (buildDir) =>
       corpus.kind === 'text' ? buildFromText(corpus.files, spec, hash, buildDir) : buildFromTokens(corpus, spec, hash, buildDir),
-    ))
+    ));
+  return spec.copySegments ? withCopySegments(prepared, spec.copySegments) : prepared;
+}
+
+/** The prepared corpus with copying segments mixed into both splits: an entry of its own, derived from the plain one. */
+async function withCopySegments(plain: PreparedData, copy: CopySegments): Promise<PreparedData> {
+  const hash = createHash('sha256').update(JSON.stringify({ plain: plain.hash, copySegments: copy, symbols: 'rarest' })).digest('hex').slice(0, 16);
+  const dir = cacheDir('data', hash);
+  return (
+    readPrepared(dir) ??
+    (await buildEntry(hash, dir, (buildDir) => {
+      const meta = readJsonIfExists<DataMeta>(path.join(plain.dir, META_FILE))!;
+      if (plain.tokenizerPath) fs.copyFileSync(plain.tokenizerPath, path.join(buildDir, TOKENIZER_FILE));
+      // Different PRNG streams for the splits, so validation never repeats a training segment.
+      const plainTrain = loadTokens(plain.trainPath);
+      const symbols = rarestIds(plainTrain, plain.vocabSize, copy.symbols);
+      const train = mixCopySegments(plainTrain, copy, symbols, 1);
+      const val = mixCopySegments(loadTokens(plain.valPath), copy, symbols, 2);
+      writeTokenFile(path.join(buildDir, TRAIN_FILE), train, plain.vocabSize);
+      writeTokenFile(path.join(buildDir, VAL_FILE), val, plain.vocabSize);
+      return { ...meta, hash, trainTokens: train.length, valTokens: val.length };
+    }))
   );
 }
 
-function checkDataSpec({ vocabSize, valFraction }: DataSpec, kind: Corpus['kind']): void {
+function checkDataSpec({ vocabSize, valFraction, copySegments }: DataSpec, kind: Corpus['kind']): void {
+  if (copySegments) checkCopySegments(copySegments, vocabSize);
   if (!Number.isInteger(vocabSize)) throw new EvoError(`data.vocab_size must be a whole number, got ${vocabSize}`);
   if (kind === 'pretokenized' && vocabSize < 1) throw new EvoError(`data.vocab_size must be positive, got ${vocabSize}`);
   // The BPE's bounds; pre-tokenised data only needs a vocabulary above its largest id, checked as it is read.

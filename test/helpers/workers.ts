@@ -1,0 +1,55 @@
+// Test harness: the workers of a real run — a control worker in this process on the bundled workflow
+// code, and device workers as child processes (as `evo up` starts them) — for the length of a test body.
+import * as path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Client } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import * as controlActivities from '../../activities/control';
+import { CONTROL_QUEUE } from '../../contract';
+import { repoRoot } from '../../core/paths';
+import type { TestServer } from './temporal-server';
+
+/** A device worker process on the server; its stderr lines go to `logs`. */
+export function startDeviceWorker(server: TestServer, logs: string[]): ChildProcess {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'workers', 'device.js'), '--device', 'cpu'], {
+    env: { ...process.env, ...server.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr!.on('data', (d) => logs.push(String(d)));
+  return child;
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** Run `body` with a control worker in this process and one device worker process (replaceable through `device.current`). */
+export async function withWorkers<T>(
+  server: TestServer,
+  bundle: WorkflowBundleWithSourceMap,
+  logs: string[],
+  body: (client: Client, device: { current: ChildProcess }) => Promise<T>,
+): Promise<T> {
+  const nativeConnection = await NativeConnection.connect({ address: server.address });
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    namespace: server.namespace,
+    taskQueue: CONTROL_QUEUE,
+    workflowBundle: bundle,
+    activities: controlActivities,
+    maxConcurrentActivityTaskExecutions: 2,
+  });
+  const connection = await server.connect();
+  const client = new Client({ connection, namespace: server.namespace });
+  const device = { current: startDeviceWorker(server, logs) };
+  try {
+    return await worker.runUntil(body(client, device));
+  } finally {
+    await stopProcess(device.current);
+    await connection.close();
+    await nativeConnection.close();
+  }
+}
