@@ -54,6 +54,7 @@ export async function trainSize(input: TrainSizeInput): Promise<SeedRun> {
         signal: ctx.cancellationSignal,
         wallTimeoutMs: Math.max(60_000, ctx.info.startToCloseTimeoutMs),
         onProgress: (p) => {
+          if (p.event === 'warning') return log.warn(`training ${p.size} seed ${p.seed}: ${p.message}`);
           if (p.event === 'start' && p.resumedFromStep > 0) log.info('resuming training from checkpoint', { size: p.size, step: p.resumedFromStep });
           last = p;
         },

@@ -1,4 +1,5 @@
 // Validating a candidate on the control queue: static checks, then the sandboxed dynamic checks.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { loadProgram, runDir } from '../archive';
@@ -23,12 +24,13 @@ export interface ValidationOutcome {
 export async function validateCandidate(input: ValidateInput): Promise<ValidationOutcome> {
   return underFailureRule(async () => {
     const program = loadProgram(input.runId, input.framework, input.programHash);
-    const report = await validateProgram(
-      program,
-      validationSpec(input.settings.evaluator, input.settings.validation),
-      path.join(runDir(input.runId), 'scratch', `validate-${program.hash}`),
-      Context.current().cancellationSignal,
-    );
-    return { ok: report.ok, reason: report.reason, blockParams: report.blockParams };
+    const scratch = path.join(runDir(input.runId), 'scratch', `validate-${program.hash}`);
+    try {
+      const report = await validateProgram(program, validationSpec(input.settings.evaluator, input.settings.validation), scratch, Context.current().cancellationSignal);
+      return { ok: report.ok, reason: report.reason, blockParams: report.blockParams };
+    } finally {
+      // The scratch holds nothing of the report; a long run must not keep one folder per candidate.
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
   });
 }

@@ -89,3 +89,16 @@ export function readProgramSource(runId: string, hash: string): string | null {
 export function reportPath(runId: string): string {
   return path.join(runDir(runId), 'report.html');
 }
+
+/** Every program any run archive holds (iterations and refused attempts alike): what the training cache may keep. */
+export function archivedProgramHashes(): Set<string> {
+  const hashes = new Set<string>();
+  const root = runsDir();
+  if (!fs.existsSync(root)) return hashes;
+  for (const run of fs.readdirSync(root, { withFileTypes: true })) {
+    const programs = path.join(root, run.name, 'programs');
+    if (!run.isDirectory() || !fs.existsSync(programs)) continue;
+    for (const f of fs.readdirSync(programs)) if (f.endsWith('.ts')) hashes.add(f.slice(0, -3));
+  }
+  return hashes;
+}

@@ -12,8 +12,10 @@ import { start } from './commands/start';
 import { status } from './commands/status';
 import { pause, resume, stop } from './commands/signal';
 import { report } from './commands/report';
+import { retry } from './commands/retry';
+import { gc } from './commands/gc';
 
-export const COMMANDS: CommandSpec[] = [evaluate, validate, up, down, start, status, report, pause, resume, stop];
+export const COMMANDS: CommandSpec[] = [evaluate, validate, up, down, start, status, report, pause, resume, stop, retry, gc];
 
 const FOOTER = [
   `frameworks: ${FRAMEWORKS.join(', ')}`,

@@ -19,6 +19,11 @@ export function readProgramFile(framework: Framework, file: string): Program {
 }
 
 /** Every static and sandboxed check on one program, under the profile's validation settings. */
-export function checkProgram(program: Program, settings: EvaluatorSettings) {
-  return validateProgram(program, validationSpec(settings), path.join(cacheDir('validate'), `${program.hash}-${process.pid}`));
+export async function checkProgram(program: Program, settings: EvaluatorSettings) {
+  const scratch = path.join(cacheDir('validate'), `${program.hash}-${process.pid}`);
+  try {
+    return await validateProgram(program, validationSpec(settings), scratch);
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
 }

@@ -28,11 +28,16 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     fd = fs.openSync(tmp, 'w');
   }
   try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off);
     syncToDisk(fd);
-  } finally {
+  } catch (err) {
+    // A full disk: the half-written temp file would only hold on to the space that ran out.
     fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
   }
+  fs.closeSync(fd);
   try {
     fs.renameSync(tmp, file);
   } catch (err) {

@@ -2,17 +2,19 @@
 // by content hash of program, size, seed, settings and data), and the framework's baseline likewise,
 // then scores the program against it. Used by the CLI's `evaluate` and, one training at a time, by
 // the durable pipeline's training activity.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cacheDir, repoRoot } from '../core/paths';
 import { baselineProgram, hashText, type Program } from '../core/program';
 import { readJsonIfExists, writeJsonAtomic } from '../core/atomic-file';
 import { runInSandbox } from '../sandbox/run';
+import { EvoError } from '../core/errors';
 import { nativeBackendInstalled } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
 import { DEFAULT_FITNESS, scoreAgainstBaseline, sizePoints, type Score } from '../score/select';
 import type { EvaluatorSettings, FitnessSettings, SeedRun, SizePoint, SizeSpec } from '../contract';
-import type { CurvePoint, TrainJob, TrainProgress, TrainResult, TrainingConfig } from './train';
+import { previousCheckpointPath, type CurvePoint, type TrainJob, type TrainProgress, type TrainResult, type TrainingConfig } from './train';
 import { parseEngineChoice, resolveEngine, trainWithTorch } from '../engine/run';
 import { storeGraph, traceProgram } from '../trace';
 
@@ -77,8 +79,26 @@ export function trainingKey(programHash: string, size: SizeSpec, settings: Evalu
   return hashText(JSON.stringify({ programHash, size, seqLen: settings.seqLen, dropout: settings.dropout, t, seed, dataHash, format: 2, ...(engine === 'tfjs' ? {} : { engine }) }));
 }
 
+/** The training child's working folder (checkpoints, scratch): the only place the child may write. */
 export function trainingDir(key: string): string {
   return cacheDir('train', key);
+}
+
+/**
+ * Where the parent records a training's result, from the child's authenticated report: outside every
+ * child's writable folders, so no candidate can plant a cache hit.
+ */
+export function trainingResultPath(key: string): string {
+  return cacheDir('results', `${key}.json`);
+}
+
+/** The checkpoints and scratch of a training whose result is recorded: nothing will resume from them. */
+export function removeTrainingFiles(key: string): void {
+  const dir = trainingDir(key);
+  const checkpoint = path.join(dir, 'checkpoint.bin');
+  // The (empty) folder stays: another run training the same key at this moment still writes into it.
+  const torchCheckpoint = path.join(dir, 'checkpoint.pt'); // the torch engine's
+  for (const f of [checkpoint, previousCheckpointPath(checkpoint), torchCheckpoint, path.join(dir, 'scratch')]) fs.rmSync(f, { recursive: true, force: true });
 }
 
 function seedResult(size: SizeSpec, seed: number, r: TrainResult, cached: boolean): SeedResult {
@@ -112,7 +132,7 @@ export async function trainSize(
   const engine = resolveEngine(parseEngineChoice(opts.env?.EVOSCALE_ENGINE ?? process.env.EVOSCALE_ENGINE), opts.env ?? {});
   const key = trainingKey(program.hash, size, settings, data.hash, seed, engine);
   const dir = trainingDir(key);
-  const resultPath = path.join(dir, 'result.json');
+  const resultPath = trainingResultPath(key);
   const cached = readJsonIfExists<TrainResult>(resultPath);
   if (cached) return seedResult(size, seed, cached, true);
 
@@ -128,25 +148,37 @@ export async function trainSize(
   if (engine === 'torch') {
     const result = await trainSizeOnTorch(job, dir, size.name, opts);
     writeJsonAtomic(resultPath, { ...result, program: program.hash, size, seed, key });
+    removeTrainingFiles(key);
     return seedResult(size, seed, result, false);
   }
   const native = nativeBackendInstalled();
-  const result = await runInSandbox<TrainResult>({
-    script: path.join(repoRoot, 'dist', 'sandbox', 'train-child.js'),
-    input: job,
-    scratchDir: path.join(dir, 'scratch'),
-    readPaths: [data.dir, dir],
-    writePaths: [dir],
-    wallTimeoutMs: opts.wallTimeoutMs ?? 7 * 24 * 3600 * 1000,
-    allowAddons: native,
-    // wasm32 cannot address more than 4 GiB anyway; GPU drivers map large regions up front.
-    memoryMb: native ? undefined : 8192,
-    limitNativeMemory: !native,
-    env: opts.env,
-    signal: opts.signal,
-    onMessage: (msg) => opts.onProgress?.({ ...(msg as TrainProgress), size: size.name, seed }),
-  });
+  const scratchDir = path.join(dir, 'scratch');
+  let result: TrainResult;
+  try {
+    result = await runInSandbox<TrainResult>({
+      script: path.join(repoRoot, 'dist', 'sandbox', 'train-child.js'),
+      input: job,
+      scratchDir,
+      readPaths: [data.dir, dir],
+      writePaths: [dir],
+      wallTimeoutMs: opts.wallTimeoutMs ?? 7 * 24 * 3600 * 1000,
+      allowAddons: native,
+      // wasm32 cannot address more than 4 GiB anyway; GPU drivers map large regions up front.
+      memoryMb: native ? undefined : 8192,
+      limitNativeMemory: !native,
+      env: opts.env,
+      signal: opts.signal,
+      onMessage: (msg) => opts.onProgress?.({ ...(msg as TrainProgress), size: size.name, seed }),
+    });
+  } catch (err) {
+    // The candidate's own fault is final: nothing will resume from its checkpoints.
+    if (err instanceof EvoError && err.fault === 'candidate') removeTrainingFiles(key);
+    throw err;
+  } finally {
+    fs.rmSync(scratchDir, { recursive: true, force: true });
+  }
   writeJsonAtomic(resultPath, { ...result, program: program.hash, size, seed, key });
+  removeTrainingFiles(key);
   return seedResult(size, seed, result, false);
 }
 

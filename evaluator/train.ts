@@ -2,6 +2,7 @@
 // schedule, periodic validation, atomic checkpoints and exact resume. Runs inside the sandboxed
 // training child (sandbox/train-child.ts); nothing here trusts the block beyond calling it.
 import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendInfo } from './backend';
 import { compileAttention, hashText } from '../core/program';
@@ -23,8 +24,13 @@ export interface TrainJob {
   seed: number;
   trainPath: string;
   valPath: string;
-  /** File the checkpoint is written to (atomically) and resumed from. */
+  /** File the checkpoint is written to (atomically) and resumed from; the one before it is kept beside it (previousCheckpointPath). */
   checkpointPath: string;
+}
+
+/** The checkpoint before the latest, kept so a corrupt latest one costs a few steps, not the training. */
+export function previousCheckpointPath(checkpointPath: string): string {
+  return `${checkpointPath}.prev`;
 }
 
 export interface CurvePoint {
@@ -34,7 +40,8 @@ export interface CurvePoint {
 }
 
 export interface TrainProgress {
-  event: 'start' | 'step' | 'eval' | 'checkpoint';
+  /** 'warning': something the user should know that did not stop the training (`message` says what). */
+  event: 'start' | 'step' | 'eval' | 'checkpoint' | 'warning';
   step: number;
   steps: number;
   trainLoss?: number;
@@ -44,6 +51,7 @@ export interface TrainProgress {
   resumedFromStep: number;
   /** Live tensors at an evaluation: flat across steps, or something leaks. */
   tensors?: number;
+  message?: string;
 }
 
 export interface TrainResult {
@@ -88,8 +96,11 @@ export function trainingBatch(tokens: Int32Array, step: number, seed: number, ba
   return { ids, targets };
 }
 
-// ---- checkpoints: one file, written atomically: magic, header length, JSON header, float32 data.
-const MAGIC = 'EVOCKPT1';
+// ---- checkpoints: one file, written atomically: magic, SHA-256 of everything after it, header length,
+// JSON header, float32 data. The checksum catches what atomic writes cannot: a disk or copy that
+// changed the bytes afterwards. The previous checkpoint is kept, so a corrupt one costs a few steps.
+const MAGIC = 'EVOCKPT2';
+const DIGEST_BYTES = 32;
 
 interface CheckpointHeader {
   jobHash: string;
@@ -111,7 +122,12 @@ function stateTensors(model: TransformerLM, opt: AdamW): [string, tf.Variable][]
   return out;
 }
 
-function saveCheckpoint(path: string, job: TrainJob, step: number, model: TransformerLM, opt: AdamW, curve: CurvePoint[]): void {
+function digest(body: Buffer): Buffer {
+  return createHash('sha256').update(body).digest();
+}
+
+/** Writes the checkpoint, keeping the one before it; returns why it could not be written when the disk is full. */
+function saveCheckpoint(path: string, job: TrainJob, step: number, model: TransformerLM, opt: AdamW, curve: CurvePoint[]): string | undefined {
   const tensors = stateTensors(model, opt);
   let offset = 0;
   const entries = tensors.map(([key, t]) => {
@@ -123,32 +139,65 @@ function saveCheckpoint(path: string, job: TrainJob, step: number, model: Transf
   for (const [i, [, t]] of tensors.entries()) data.set(t.dataSync() as Float32Array, entries[i].offset);
   const header: CheckpointHeader = { jobHash: jobHash(job), step, optimizerStep: opt.step, curve, tensors: entries };
   let json = Buffer.from(JSON.stringify(header));
-  const pad = (4 - ((MAGIC.length + 4 + json.length) % 4)) % 4; // keep the float32 data 4-byte aligned
+  const pad = (4 - ((MAGIC.length + DIGEST_BYTES + 4 + json.length) % 4)) % 4; // keep the float32 data 4-byte aligned
   json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(json.length);
-  writeFileAtomic(path, Buffer.concat([Buffer.from(MAGIC), len, json, Buffer.from(data.buffer)]));
+  const body = Buffer.concat([len, json, Buffer.from(data.buffer)]);
+  if (fs.existsSync(path)) fs.renameSync(path, previousCheckpointPath(path));
+  try {
+    writeFileAtomic(path, Buffer.concat([Buffer.from(MAGIC), digest(body), body]));
+  } catch (err) {
+    // A full disk loses this checkpoint, not the training: the previous one stays and the next one is tried again.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return `the disk is full (${code}): checkpoint at step ${step} not written; training goes on from memory, a restart would resume from the previous checkpoint`;
+    throw err;
+  }
+  return undefined;
 }
 
-function loadCheckpoint(path: string, job: TrainJob, model: TransformerLM, opt: AdamW): CheckpointHeader | undefined {
-  if (!fs.existsSync(path)) return undefined;
+/** Why a checkpoint file cannot be used, or its header and data. */
+function readCheckpoint(path: string, job: TrainJob): { header: CheckpointHeader; data: Float32Array } | string {
   const buf = fs.readFileSync(path);
-  if (buf.subarray(0, MAGIC.length).toString() !== MAGIC) throw new EvoError(`checkpoint ${path} is not an evoscale checkpoint`, 'BAD_CHECKPOINT');
-  const len = buf.readUInt32LE(MAGIC.length);
-  const header = JSON.parse(buf.subarray(MAGIC.length + 4, MAGIC.length + 4 + len).toString()) as CheckpointHeader;
-  if (header.jobHash !== jobHash(job)) {
-    throw new EvoError(`checkpoint ${path} belongs to a different training job; delete it to start over`, 'BAD_CHECKPOINT');
+  const bodyAt = MAGIC.length + DIGEST_BYTES;
+  if (buf.length < bodyAt + 4 || buf.subarray(0, MAGIC.length).toString('latin1') !== MAGIC) return 'it is not an evoscale checkpoint of this format';
+  const body = buf.subarray(bodyAt);
+  if (!digest(body).equals(buf.subarray(MAGIC.length, bodyAt))) return 'its checksum does not match (the file is corrupt)';
+  const len = body.readUInt32LE(0);
+  const header = JSON.parse(body.subarray(4, 4 + len).toString()) as CheckpointHeader;
+  if (header.jobHash !== jobHash(job)) return 'it belongs to a different training job';
+  const data = new Float32Array(body.buffer.slice(body.byteOffset + 4 + len, body.byteOffset + body.length));
+  return { header, data };
+}
+
+/**
+ * Restores the latest usable checkpoint (the latest, else the one before it) into the model and
+ * optimizer; each unusable one is reported through `warn` and skipped. Undefined: start from step 0.
+ */
+function loadCheckpoint(path: string, job: TrainJob, model: TransformerLM, opt: AdamW, warn: (message: string) => void): CheckpointHeader | undefined {
+  const candidates = [path, previousCheckpointPath(path)].filter((p) => fs.existsSync(p));
+  for (const [i, file] of candidates.entries()) {
+    const read = readCheckpoint(file, job);
+    const fallback = i + 1 < candidates.length ? 'falling back to the previous checkpoint' : 'starting from step 0';
+    if (typeof read === 'string') {
+      warn(`checkpoint ${file} cannot be used: ${read}; ${fallback}`);
+      continue;
+    }
+    const byKey = new Map(read.header.tensors.map((e) => [e.key, e]));
+    const state = stateTensors(model, opt);
+    const missing = state.find(([key, t]) => byKey.get(key)?.shape.join(',') !== t.shape.join(','));
+    if (missing) {
+      warn(`checkpoint ${file} cannot be used: it has no matching tensor ${missing[0]}; ${fallback}`);
+      continue;
+    }
+    for (const [key, t] of state) {
+      const e = byKey.get(key)!;
+      t.assign(tf.tensor(read.data.subarray(e.offset, e.offset + e.size), e.shape));
+    }
+    opt.step = read.header.optimizerStep;
+    return read.header;
   }
-  const base = MAGIC.length + 4 + len;
-  const data = new Float32Array(buf.buffer.slice(buf.byteOffset + base, buf.byteOffset + buf.length));
-  const byKey = new Map(header.tensors.map((e) => [e.key, e]));
-  for (const [key, t] of stateTensors(model, opt)) {
-    const e = byKey.get(key);
-    if (!e || e.shape.join(',') !== t.shape.join(',')) throw new EvoError(`checkpoint ${path} has no matching tensor ${key}`, 'BAD_CHECKPOINT');
-    t.assign(tf.tensor(data.subarray(e.offset, e.offset + e.size), e.shape));
-  }
-  opt.step = header.optimizerStep;
-  return header;
+  return undefined;
 }
 
 /** Mean validation loss over the first `evalTokens` tokens of the split, in fixed windows. */
@@ -196,7 +245,8 @@ export async function trainOneSize(job: TrainJob, onProgress: (p: TrainProgress)
     params,
   );
   try {
-    const resumed = loadCheckpoint(job.checkpointPath, job, model, opt);
+    const warn = (message: string) => onProgress({ event: 'warning', step: 0, steps, lr: 0, resumedFromStep: 0, message });
+    const resumed = loadCheckpoint(job.checkpointPath, job, model, opt, warn);
     const resumedFromStep = resumed?.step ?? 0;
     const curve: CurvePoint[] = resumed?.curve ?? [];
     onProgress({ event: 'start', step: resumedFromStep, steps, lr: learningRateAt(resumedFromStep, job.training), resumedFromStep });
@@ -248,8 +298,9 @@ export async function trainOneSize(job: TrainJob, onProgress: (p: TrainProgress)
         onProgress({ event: 'step', step: done, steps, trainLoss: lossValue, lr, resumedFromStep });
       }
       if (checkpointEvery > 0 && done % checkpointEvery === 0 && done < steps) {
-        saveCheckpoint(job.checkpointPath, job, done, model, opt, curve);
-        onProgress({ event: 'checkpoint', step: done, steps, trainLoss: lossValue, lr, resumedFromStep });
+        const unwritten = saveCheckpoint(job.checkpointPath, job, done, model, opt, curve);
+        if (unwritten) warn(unwritten);
+        else onProgress({ event: 'checkpoint', step: done, steps, trainLoss: lossValue, lr, resumedFromStep });
       }
     }
     const last = curve[curve.length - 1];

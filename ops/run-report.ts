@@ -21,7 +21,8 @@ function reasonText(it: IterationRecord): string {
   return it.error ?? (it.decision ? `${it.decision} — ${it.description}` : it.description);
 }
 
-export function renderSummary(s: RunSummary): string {
+/** `status`: what to show as the run's status when Temporal's verdict differs from the summary's (a failed run). */
+export function renderSummary(s: RunSummary, status: string = s.status): string {
   const mode = s.iterations.find((it) => it.fitnessMode)?.fitnessMode;
   const rows = s.iterations.map((it, i) => {
     const best = bestAfter(s, i);
@@ -36,7 +37,7 @@ export function renderSummary(s: RunSummary): string {
     ];
   });
   return [
-    `${s.workflowId}   ${s.framework}   profile ${s.profile}   ${s.status}${mode ? `   fitness ${mode} vs the baseline, 95% seed intervals` : ''}`,
+    `${s.workflowId}   ${s.framework}   profile ${s.profile}   ${status}${mode ? `   fitness ${mode} vs the baseline, 95% seed intervals` : ''}`,
     table(['iter', 'status', 'fitness [95% CI]', 'seed slope', 'loss@largest', 'best so far', 'decision — candidate'], rows),
     s.best ? `best: iteration ${s.best.iteration}, fitness ${s.best.fitness.toFixed(4)}, program ${s.best.programHash}` : 'best: none yet',
     `LLM usage: ${formatTotals(s.usage)}`,

@@ -1,10 +1,12 @@
 // Evolution runs through the Temporal client: settings from a config, start, follow, query,
 // signal and list. The CLI, `npm start` and the tests share these; output is the caller's.
-import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import Long from 'long';
+import { ApplicationFailure, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { connectClient } from './temporal/connection';
 import { EvoFramework, EvoStatus, EvoIteration } from '../contract/search-attributes';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { CONTROL_QUEUE, iterationWorkflowId, type RunSettings, type RunSummary, type TrainingHeartbeat } from '../contract';
+import { CANDIDATE_FAILED, CONTROL_QUEUE, ITERATION_FAILED, iterationWorkflowId, type RunSettings, type RunSummary, type TrainingHeartbeat } from '../contract';
 import { readSummary } from '../archive';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 import { chooseProvider } from '../propose';
@@ -116,8 +118,94 @@ export interface RunListing {
   /** Temporal's execution status (RUNNING, COMPLETED, …). */
   temporalStatus: string;
   iteration: string;
-  /** The run's own status search attribute. */
+  /** The run's own status search attribute, unless Temporal says the run ended otherwise (then Temporal's, in lower case). */
   runStatus: string;
+}
+
+const OPEN = new Set(['RUNNING']);
+
+/** The run's own status where Temporal agrees it is still open; Temporal's verdict where it ended. */
+function trueStatus(temporalStatus: string, runStatus: string | undefined): string {
+  if (OPEN.has(temporalStatus) || temporalStatus === 'COMPLETED' || temporalStatus === 'CONTINUED_AS_NEW') return runStatus || temporalStatus.toLowerCase();
+  return temporalStatus.toLowerCase();
+}
+
+/** The innermost message of a failure chain, and whether a person must act first (a non-retryable error that is not a candidate's). */
+function rootCause(err: unknown): { message: string; userFault: boolean } {
+  let message = String(err);
+  let userFault = false;
+  for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) {
+    message = e.message || message;
+    if (e instanceof ApplicationFailure && e.nonRetryable && e.type !== ITERATION_FAILED && e.type !== CANDIDATE_FAILED) userFault = true;
+  }
+  return { message: message.split('\n')[0], userFault };
+}
+
+/** Why a run that did not complete ended, and what the user can do about it. */
+async function failureOf(handle: ReturnType<Client['workflow']['getHandle']>, workflowId: string, temporalStatus: string, summary: RunSummary): Promise<{ failure: string; next: string }> {
+  const cause = await handle.result().then(
+    () => ({ message: temporalStatus.toLowerCase(), userFault: false }),
+    (err: unknown) => rootCause(err),
+  );
+  const done = summary.iterations.length;
+  const kept = done === 1 ? 'iteration 0 is kept' : `iterations 0–${done - 1} are kept`;
+  const from = done === 0 ? 'from its start (no iteration was finished)' : `from iteration ${done} (${kept}, not trained again)`;
+  return { failure: cause.message, next: `${cause.userFault ? 'fix the cause above, then ' : ''}\`evo retry ${workflowId}\` continues it ${from}` };
+}
+
+/** Where `evo retry` resets a run to, and what that continues. */
+export interface RetryPoint {
+  /** The WORKFLOW_TASK_COMPLETED event whose commands started the step that did not finish. */
+  eventId: number;
+  /** What runs again, in words: the iteration or the step. */
+  step: string;
+}
+
+type HistoryEvent = NonNullable<Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>['events']>[number];
+
+/**
+ * The last point of a failed run's history before the step that did not finish (an iteration child or
+ * an activity without a completion): resetting there keeps everything finished before it and runs that
+ * step again. An evolution runs one step at a time, so there is at most one such step.
+ */
+export function retryPoint(events: HistoryEvent[]): RetryPoint {
+  const completed = new Set<string>();
+  for (const e of events) {
+    if (e.activityTaskCompletedEventAttributes) completed.add(String(e.activityTaskCompletedEventAttributes.scheduledEventId));
+    if (e.childWorkflowExecutionCompletedEventAttributes) completed.add(String(e.childWorkflowExecutionCompletedEventAttributes.initiatedEventId));
+  }
+  const unfinished = events.find((e) => (e.activityTaskScheduledEventAttributes || e.startChildWorkflowExecutionInitiatedEventAttributes) && !completed.has(String(e.eventId)));
+  const limit = unfinished ? Number(unfinished.eventId) : Infinity;
+  const taskDone = events.filter((e) => e.workflowTaskCompletedEventAttributes && Number(e.eventId) < limit).pop();
+  if (!taskDone) throw new EvoError('the run failed before its first step was started: start it again with `evo start`', 'NOT_RETRYABLE');
+  const child = unfinished?.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId;
+  const activity = unfinished?.activityTaskScheduledEventAttributes?.activityType?.name;
+  const step = child ? `iteration ${Number(/iter-(\d+)$/.exec(child)?.[1] ?? NaN)}` : activity ? `its ${activity} step` : 'its last step';
+  return { eventId: Number(taskDone.eventId), step };
+}
+
+/**
+ * `evo retry`: continues a run that did not complete with Temporal's reset to just before the step that
+ * did not finish. Finished iterations stay in the history and are not run again; the unfinished one starts
+ * over, its finished trainings coming from the cache. The run keeps its workflow ID.
+ */
+export function retryRun(workflowId: string): Promise<RetryPoint & { runId: string }> {
+  return withClient(async (client) => {
+    const desc = await client.workflow.getHandle(workflowId).describe();
+    const status = desc.status.name;
+    if (status === 'RUNNING') throw new EvoError(`run ${workflowId} is still running: nothing to retry (see \`evo status ${workflowId}\`)`, 'USAGE');
+    if (status === 'COMPLETED') throw new EvoError(`run ${workflowId} completed: nothing to retry`, 'USAGE');
+    const history = await client.workflow.getHandle(workflowId, desc.runId).fetchHistory();
+    const point = retryPoint(history.events ?? []);
+    const { runId } = await client.workflowService.resetWorkflowExecution({
+      namespace: client.options.namespace,
+      workflowExecution: { workflowId, runId: desc.runId },
+      reason: `evo retry: continue from ${point.step}`,
+      workflowTaskFinishEventId: Long.fromNumber(point.eventId),
+      requestId: randomUUID(),
+    });
+    return { ...point, runId: runId ?? '' };
+  }, `no workflow ${workflowId}`);
 }
 
 /** The most recent evolution runs, from their search attributes. */
@@ -126,7 +214,8 @@ export function listRuns(limit = 50): Promise<RunListing[]> {
     const runs: RunListing[] = [];
     for await (const wf of client.workflow.list({ query: `WorkflowType = 'evolution'` })) {
       const sa = wf.typedSearchAttributes;
-      runs.push({ workflowId: wf.workflowId, framework: String(sa.get(EvoFramework) ?? ''), temporalStatus: wf.status.name, iteration: String(sa.get(EvoIteration) ?? ''), runStatus: String(sa.get(EvoStatus) ?? '') });
+      const runStatus = trueStatus(wf.status.name, sa.get(EvoStatus) as string | undefined);
+      runs.push({ workflowId: wf.workflowId, framework: String(sa.get(EvoFramework) ?? ''), temporalStatus: wf.status.name, iteration: String(sa.get(EvoIteration) ?? ''), runStatus });
       if (runs.length >= limit) break;
     }
     return runs;
@@ -154,6 +243,11 @@ export interface RunSnapshot {
   trainings: TrainingInFlight[];
   /** The settings the run was started with (its first input), when the history still has them. */
   settings: RunSettings | null;
+  /** The run's own status, unless Temporal says it ended otherwise: then Temporal's, in lower case. */
+  status: string;
+  /** For a run that did not complete: the root cause in one line, and what the user can do about it. */
+  failure?: string;
+  next?: string;
 }
 
 type PendingActivity = NonNullable<WorkflowExecutionDescription['raw']['pendingActivities']>[number];
@@ -211,6 +305,19 @@ export function runSnapshot(workflowId: string): Promise<RunSnapshot> {
         if (t) trainings.push(t);
       }
     }
-    return { summary, temporalStatus: desc.status.name, startTime: desc.startTime, closeTime: desc.closeTime ?? null, iterationClosedAt, trainings, settings: await startSettings(client, workflowId) };
+    // What Temporal says wins: a run that failed is shown as failed, whatever its archive last said.
+    const temporalStatus = desc.status.name;
+    const ended = running || temporalStatus === 'COMPLETED' || temporalStatus === 'CONTINUED_AS_NEW' ? {} : await failureOf(handle, workflowId, temporalStatus, summary);
+    return {
+      summary,
+      temporalStatus,
+      startTime: desc.startTime,
+      closeTime: desc.closeTime ?? null,
+      iterationClosedAt,
+      trainings,
+      settings: await startSettings(client, workflowId),
+      status: trueStatus(temporalStatus, summary.status),
+      ...ended,
+    };
   }, `no workflow ${workflowId}`);
 }

@@ -1,7 +1,7 @@
 // One iteration of an evolution run (child workflow `<runId>/iter-NNN`): propose with bounded re-tries →
 // validate → train every size in parallel on the training queue → fit → select.
 // Deterministic code only: randomness, time and I/O live in activities.
-import { ApplicationFailure, proxyActivities, ActivityFailure, isCancellation, patched, setCurrentDetails } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, proxyActivities, ActivityFailure, isCancellation, patched, setCurrentDetails } from '@temporalio/workflow';
 import type * as training from '../activities/train';
 import type { ValidationOutcome } from '../activities/validate';
 import { screenEvaluator } from '../evaluator/profiles';
@@ -19,6 +19,13 @@ import { addTotals, emptyTotals, type UsageTotals } from '../propose/llm/ledger'
 import { controlActivities } from './activities';
 import { failedWithUsage, usageOfFailure, USAGE_OF_FAILED_ITERATIONS } from './failures';
 import { iterationOutcome } from './details';
+
+/** The patch that cancels a failed candidate's other trainings (runs recorded before it did not). */
+export const CANCEL_SIBLING_TRAININGS = 'cancel-sibling-trainings';
+
+function candidateFailed(err: unknown): err is ActivityFailure & { cause: ApplicationFailure } {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === CANDIDATE_FAILED;
+}
 
 function fmtParams(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
@@ -129,10 +136,22 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
     }
     // Every size with every seed at once: the training queue spreads them over the device workers.
     setCurrentDetails(`${label}: training ${candidate.description} at ${ev.sizes.length} sizes × ${ev.seeds.length} seeds`);
-    runs = await Promise.all(ev.seeds.flatMap((seed) => ev.sizes.map((size) => train(programHash, size, seed, ev, 'train'))));
+    const trainAll = () => Promise.all(ev.seeds.flatMap((seed) => ev.sizes.map((size) => train(programHash, size, seed, ev, 'train'))));
+    runs = !patched(CANCEL_SIBLING_TRAININGS)
+      ? await trainAll()
+      : await CancellationScope.cancellable(async () => {
+          try {
+            return await trainAll();
+          } catch (err) {
+            // A candidate that failed at one size fails at all of them: free the device workers now
+            // rather than when the closed iteration's trainings next heartbeat.
+            if (candidateFailed(err)) CancellationScope.current().cancel();
+            throw err;
+          }
+        });
   } catch (err) {
     // A candidate that diverges, times out or crashes during training is invalid, not fatal.
-    if (input.iteration > 0 && err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === CANDIDATE_FAILED) {
+    if (input.iteration > 0 && candidateFailed(err)) {
       record.error = `training failed: ${err.cause.message}`;
       await controlActivities(`${label}: record invalid`).recordIteration({ runId, record });
       return record;

@@ -107,6 +107,7 @@ export const evaluate: CommandSpec = {
       fitness,
       onProgress: (p) => {
         const tag = `[${p.size} seed ${p.seed}]`;
+        if (p.event === 'warning') progress(`${tag} warning: ${p.message}`);
         if (p.event === 'start' && p.resumedFromStep > 0) progress(`${tag} resuming from checkpoint at step ${p.resumedFromStep}`);
         if (p.event === 'eval') progress(`${tag} step ${p.step}/${p.steps}  train ${fmtLoss(p.trainLoss)}  val ${fmtLoss(p.valLoss)}`);
         else if (p.event === 'step') progress(`${tag} step ${p.step}/${p.steps}  train ${fmtLoss(p.trainLoss)}  lr ${p.lr.toExponential(2)}`);

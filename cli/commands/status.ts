@@ -1,4 +1,5 @@
-// `evo status`: the stack and all evolution runs, or one run's iteration table.
+// `evo status`: the stack and all evolution runs, or one run's iteration table; Temporal's view of a
+// run wins over its archive's, and a run that did not complete says why and what to do next.
 import { table } from '../../core/output';
 import type { CommandSpec } from '../spec';
 
@@ -12,10 +13,11 @@ export const status: CommandSpec = {
     const { listRuns, runSnapshot } = await import('../../ops/runs');
     if (workflowId) {
       const { renderSummary, trainingsText } = await import('../../ops/run-report');
+      // What Temporal says wins: a run that failed is shown as failed, whatever its archive last said.
       const snap = await runSnapshot(workflowId);
-      process.stdout.write(renderSummary(snap.summary) + '\n');
+      process.stdout.write(renderSummary(snap.summary, snap.status) + '\n');
       if (snap.temporalStatus === 'RUNNING') process.stdout.write(trainingsText(snap.trainings, process.stdout.isTTY === true) + '\n');
-      else if (snap.temporalStatus !== 'COMPLETED') process.stdout.write(`Temporal: ${snap.temporalStatus}\n`);
+      else if (snap.failure !== undefined) process.stdout.write(`Temporal: ${snap.temporalStatus} — ${snap.failure}\nnext: ${snap.next}\n`);
       process.stdout.write(`Web UI: ${temporalUiUrl(workflowId) ?? '—'}\n`);
       return;
     }

@@ -1,0 +1,20 @@
+// `evo gc`: remove training cache entries no run archive refers to, and say how much space that freed.
+import type { CommandSpec } from '../spec';
+
+function fmtBytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  for (; n >= 1000 && i < units.length - 1; i++) n /= 1000;
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+export const gc: CommandSpec = {
+  name: 'gc',
+  summary: 'remove training cache entries no run archive refers to, and report the space freed',
+  options: [],
+  async run() {
+    const { collectGarbage } = await import('../../ops/cache');
+    const r = collectGarbage();
+    process.stdout.write(`removed ${r.results} training results and ${r.folders} training folders, freed ${fmtBytes(r.bytes)}; kept ${r.kept} results of archived programs\n`);
+  },
+};

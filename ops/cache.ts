@@ -1,0 +1,64 @@
+// `evo gc`: keeps the training cache bounded by what the run archives still refer to.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { archivedProgramHashes } from '../archive';
+import { cacheDir } from '../core/paths';
+import { readJsonIfExists } from '../core/atomic-file';
+import { trainingDir, trainingResultPath } from '../evaluator/evaluate';
+
+export interface GcReport {
+  /** Training results removed (their program is in no run archive). */
+  results: number;
+  /** Training folders removed (finished, of a removed result, or left by an older layout). */
+  folders: number;
+  /** Results kept because a run archive holds their program. */
+  kept: number;
+  bytes: number;
+}
+
+function sizeOf(p: string): number {
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.size;
+  return fs.readdirSync(p).reduce((n, f) => n + sizeOf(path.join(p, f)), 0);
+}
+
+function remove(p: string): number {
+  const bytes = sizeOf(p);
+  fs.rmSync(p, { recursive: true, force: true });
+  return bytes;
+}
+
+/**
+ * Removes every training result whose program no run archive holds (`evo evaluate` runs, deleted runs)
+ * and every training folder nothing will resume from: one whose result is recorded, one that holds a
+ * result.json of the older layout (results now live outside the child's folder), and an empty one. A
+ * folder with a checkpoint or a scratch folder and no result may belong to a training under way: kept.
+ */
+export function collectGarbage(): GcReport {
+  const report: GcReport = { results: 0, folders: 0, kept: 0, bytes: 0 };
+  const referenced = archivedProgramHashes();
+  const resultsDir = cacheDir('results');
+  for (const f of fs.existsSync(resultsDir) ? fs.readdirSync(resultsDir) : []) {
+    if (!f.endsWith('.json')) continue;
+    const file = path.join(resultsDir, f);
+    const program = readJsonIfExists<{ program?: unknown }>(file)?.program;
+    if (typeof program === 'string' && referenced.has(program)) {
+      report.kept++;
+      continue;
+    }
+    report.bytes += remove(file);
+    report.results++;
+  }
+  const trainRoot = cacheDir('train');
+  for (const key of fs.existsSync(trainRoot) ? fs.readdirSync(trainRoot) : []) {
+    const dir = trainingDir(key);
+    const entries = fs.readdirSync(dir);
+    const finished = fs.existsSync(trainingResultPath(key)) || entries.includes('result.json');
+    const orphaned = !fs.existsSync(trainingResultPath(key)) && !entries.some((e) => e.startsWith('checkpoint') || e === 'scratch');
+    if (!finished && !orphaned) continue;
+    report.bytes += remove(dir);
+    report.folders++;
+  }
+  return report;
+}
