@@ -232,7 +232,7 @@ test('the Web UI shows each iteration with its summary and outcome, and the run 
     const client = new Client({ connection, namespace: server.namespace });
     const [baseline, candidate] = summary.iterations;
     const child = await client.workflow.getHandle(iterationWorkflowId(RUN, 1)).describe();
-    assert.equal(await child.staticSummary(), `iteration 1: mutate ${baseline.programHash!.slice(0, 8)}, train 3 sizes × 1 seeds`);
+    assert.equal(await child.staticSummary(), `iteration 1: mutate ${baseline.programHash!.slice(0, 8)}, train 3 sizes × 1 seed`);
     assert.equal(await (await client.workflow.getHandle(iterationWorkflowId(RUN, 0)).describe()).staticSummary(), 'iteration 0: train the coefficient_dynamics baseline');
     // Current details come from the workflow (a query, as the UI asks it); a closed one is replayed by the worker.
     const details = await withWorkers(server, bundle, logs, async (c) => {

@@ -3,6 +3,11 @@
 import type { IterationInput, IterationRecord, RunSummary } from '../contract';
 import { fmtInterval, fmtSigned } from '../core/output';
 
+/** "1 seed", "5 seeds". */
+export function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 function shortHash(hash: string | null): string {
   return hash ? hash.slice(0, 8) : '—';
 }
@@ -10,7 +15,7 @@ function shortHash(hash: string | null): string {
 /** The child's static summary: what it sets out to do (its result is not known when it starts). */
 export function iterationSummary(input: IterationInput): string {
   if (input.iteration === 0) return `iteration 0: train the ${input.settings.framework} baseline`;
-  return `iteration ${input.iteration}: mutate ${shortHash(input.parentHash)}, train ${input.settings.evaluator.sizes.length} sizes × ${input.settings.evaluator.seeds.length} seeds`;
+  return `iteration ${input.iteration}: mutate ${shortHash(input.parentHash)}, train ${counted(input.settings.evaluator.sizes.length, 'size')} × ${counted(input.settings.evaluator.seeds.length, 'seed')}`;
 }
 
 /** How an iteration ended, e.g. "iteration 3: cd-alibi — accepted, Δ +0.0200 [+0.0100, +0.0300]". */

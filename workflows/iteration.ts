@@ -18,7 +18,7 @@ import {
 import { addTotals, emptyTotals, type UsageTotals } from '../propose/llm/ledger';
 import { controlActivities } from './activities';
 import { failedWithUsage, usageOfFailure, USAGE_OF_FAILED_ITERATIONS } from './failures';
-import { iterationOutcome } from './details';
+import { counted, iterationOutcome } from './details';
 
 /** The patch that cancels a failed candidate's other trainings (runs recorded before it did not). */
 export const CANCEL_SIBLING_TRAININGS = 'cancel-sibling-trainings';
@@ -135,7 +135,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
       }
     }
     // Every size with every seed at once: the training queue spreads them over the device workers.
-    setCurrentDetails(`${label}: training ${candidate.description} at ${ev.sizes.length} sizes × ${ev.seeds.length} seeds`);
+    setCurrentDetails(`${label}: training ${candidate.description} at ${counted(ev.sizes.length, 'size')} × ${counted(ev.seeds.length, 'seed')}`);
     const trainAll = () => Promise.all(ev.seeds.flatMap((seed) => ev.sizes.map((size) => train(programHash, size, seed, ev, 'train'))));
     runs = !patched(CANCEL_SIBLING_TRAININGS)
       ? await trainAll()
