@@ -14,6 +14,12 @@ export interface OptionSpec {
   required?: boolean;
   /** May be given more than once (strings only); the values arrive as an array. */
   multiple?: boolean;
+  /**
+   * A string option whose value may be left out (`--png` alone: the value is `true`). The argument after
+   * it is its value only when it ends in this suffix (`--png shot.png`), so that it is never mistaken for
+   * a positional; `--png=<value>` always works.
+   */
+  optionalValueSuffix?: string;
   /** Booleans default to false. */
   default?: string;
   description: string;
@@ -135,16 +141,25 @@ function parseArgsMessage(err: unknown): string {
   return first.charAt(0).toLowerCase() + first.slice(1);
 }
 
+/** `--png` alone becomes `--png=` (parseArgs wants a value), unless the next argument is its value. */
+function withOptionalValues(spec: CommandSpec, argv: string[]): string[] {
+  return argv.map((arg, i) => {
+    const o = spec.options.find((x) => x.optionalValueSuffix !== undefined && arg === `--${x.name}`);
+    return o && !argv[i + 1]?.endsWith(o.optionalValueSuffix!) ? `${arg}=` : arg;
+  });
+}
+
 function parseCommand(spec: CommandSpec, argv: string[]): { options: OptionValues; positionals: string[] } {
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options: parseArgsOptions(spec), strict: true, allowPositionals: true });
+    parsed = parseArgs({ args: withOptionalValues(spec, argv), options: parseArgsOptions(spec), strict: true, allowPositionals: true });
   } catch (err) {
     throw usageError(parseArgsMessage(err), spec.name);
   }
   const options: OptionValues = {};
   for (const o of spec.options) {
-    const given = parsed.values[o.name] as string | boolean | string[] | undefined;
+    let given = parsed.values[o.name] as string | boolean | string[] | undefined;
+    if (o.optionalValueSuffix !== undefined && given === '') given = true;
     const value = given === undefined ? (o.type === 'boolean' ? false : o.default) : given;
     if (o.required && (value === undefined || value === '')) throw usageError(`--${o.name} is required`, spec.name);
     options[o.name] = o.type === 'number' && typeof value === 'string' ? wholeNumber(value, o.name, spec.name) : value;

@@ -222,7 +222,9 @@ async function pool<T>(limit: number, tasks: (() => Promise<T>)[]): Promise<T[]>
   return out;
 }
 
-export interface EvaluateOptions extends TrainSizeOptions {
+export interface EvaluateOptions extends Omit<TrainSizeOptions, 'onProgress'> {
+  /** Each training's progress, with the hash of the program it trains (the program's and the baseline's run side by side). */
+  onProgress?: (p: TrainProgress & { size: string; seed: number; program: string }) => void;
   /** Trainings at once (each in its own process); default: one per CPU core. */
   concurrency?: number;
   /** The prepared corpus, when the caller already has it. */
@@ -243,7 +245,7 @@ export async function evaluateProgram(program: Program, settings: EvaluatorSetti
   const jobs = programs.flatMap((p) => settings.seeds.flatMap((seed) => settings.sizes.map((size) => ({ p, seed, size }))));
   const results = await pool(
     concurrency,
-    jobs.map(({ p, seed, size }) => () => trainSize(p, size, settings, data, seed, opts)),
+    jobs.map(({ p, seed, size }) => () => trainSize(p, size, settings, data, seed, { ...opts, onProgress: opts.onProgress && ((e) => opts.onProgress!({ ...e, program: p.hash })) })),
   );
   const runsOf = (p: Program) => results.filter((_, i) => jobs[i].p === p);
   const sizes = settings.sizes.map((s) => s.name);

@@ -1,9 +1,8 @@
-// A run's progress as text: one line per iteration while it runs, the final table after, trainings in flight.
+// A run's progress as text: one line per iteration while it runs, the final table after, trainings in flight (lines, or bars on a terminal).
 import type { IterationRecord, RunSummary } from '../contract';
 import { formatTotals } from '../propose/llm/ledger';
-import { fmtInterval, fmtLoss, fmtSigned, table } from '../core/output';
+import { fmtDuration, fmtInterval, fmtLoss, fmtSigned, progressBar, table, type TrainingBar } from '../core/output';
 import type { TrainingInFlight } from './runs';
-
 
 /** "+0.0123 [+0.0050, +0.0190]", or the bare value when the record has no interval (one seed, old runs). */
 export function fitnessText(it: IterationRecord): string {
@@ -51,21 +50,28 @@ export function iterationLine(s: RunSummary, i: number): string {
   return `iteration ${String(it.iteration).padStart(3)}  ${it.status.padEnd(8)}  fitness ${fitnessText(it)}  best so far ${best ? fmtLoss(best.fitness) : '—'}  ${reasonText(it).slice(0, 120)}`;
 }
 
-function duration(s: number): string {
-  return s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
-}
-
 /** Trainings in flight, one line each: size, seed, step of steps, last losses, ETA; a bar when the output is a terminal. */
 export function trainingsText(trainings: TrainingInFlight[], terminal = false): string {
   if (!trainings.length) return 'trainings in flight: none';
-  const bar = (t: TrainingInFlight) => {
-    const filled = Math.round((20 * t.step) / Math.max(1, t.steps));
-    return ` [${'#'.repeat(filled)}${'.'.repeat(20 - filled)}]`;
-  };
   const lines = trainings.map((t) => {
     const iteration = /iter-(\d+)$/.exec(t.workflowId)?.[1];
     const losses = `train loss ${fmtLoss(t.trainLoss)}${t.valLoss !== undefined ? `, val ${fmtLoss(t.valLoss)}` : ''}`;
-    return `  ${t.size} seed ${t.seed}  step ${t.step}/${t.steps}${terminal ? bar(t) : ''}  ${losses}  ETA ${t.etaS === null ? '—' : duration(t.etaS)}  (iteration ${iteration === undefined ? '?' : Number(iteration)}${t.attempt > 1 ? `, attempt ${t.attempt}` : ''})`;
+    return `  ${t.size} seed ${t.seed}  step ${t.step}/${t.steps}${terminal ? ` ${progressBar(t.step, t.steps)}` : ''}  ${losses}  ETA ${t.etaS === null ? '—' : fmtDuration(t.etaS)}  (iteration ${iteration === undefined ? '?' : Number(iteration)}${t.attempt > 1 ? `, attempt ${t.attempt}` : ''})`;
   });
   return ['trainings in flight:', ...lines].join('\n');
+}
+
+/** Trainings in flight as `evo start --wait` draws their bars: iteration, size and seed, then the heartbeat's step and losses. */
+export function trainingBarsOf(trainings: TrainingInFlight[]): TrainingBar[] {
+  return trainings.map((t) => {
+    const iteration = /iter-(\d+)$/.exec(t.workflowId)?.[1];
+    return {
+      label: `iteration ${iteration === undefined ? '?' : Number(iteration)}  ${t.size} seed ${t.seed}${t.attempt > 1 ? ` (attempt ${t.attempt})` : ''}`,
+      step: t.step,
+      steps: t.steps,
+      trainLoss: t.trainLoss,
+      valLoss: t.valLoss,
+      etaS: t.etaS,
+    };
+  });
 }

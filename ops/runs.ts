@@ -12,7 +12,7 @@ import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load'
 import { chooseProvider } from '../propose';
 import { assertFramework, hashText } from '../core/program';
 import { EvoError } from '../core/errors';
-import { progress } from '../core/output';
+import { etaSeconds, progress } from '../core/output';
 
 export interface RunOptions {
   /** A YAML config; default configs/<framework>.yaml with the smoke profile. */
@@ -87,8 +87,11 @@ export function signalRun(workflowId: string, signal: 'pause' | 'resume' | 'stop
   return withClient((client) => client.workflow.getHandle(workflowId).signal(signal), `no running workflow ${workflowId}`);
 }
 
-/** Follow a run: report each iteration as it lands, return the final summary. */
-export function waitForRun(workflowId: string, onIteration: (s: RunSummary, index: number) => void): Promise<RunSummary> {
+/**
+ * Follow a run: report each iteration as it lands, return the final summary. With `onTrainings`, each
+ * poll while the run goes on also reports its trainings in flight (for progress bars).
+ */
+export function waitForRun(workflowId: string, onIteration: (s: RunSummary, index: number) => void, onTrainings?: (trainings: TrainingInFlight[]) => void): Promise<RunSummary> {
   return withClient(async (client) => {
     const handle = client.workflow.getHandle(workflowId);
     let shown = 0;
@@ -107,6 +110,7 @@ export function waitForRun(workflowId: string, onIteration: (s: RunSummary, inde
       } catch {
         // A query can fail while the workflow continues as new or no worker is up yet: try again.
       }
+      if (onTrainings) onTrainings(await trainingsInFlight(client, desc));
       await new Promise((r) => setTimeout(r, 2000));
     }
   });
@@ -260,9 +264,22 @@ function inFlightOf(workflowId: string, pending: PendingActivity): TrainingInFli
   const seconds = (t: typeof pending.lastStartedTime) => (t ? Number(t.seconds ?? 0) + (t.nanos ?? 0) / 1e9 : null);
   const started = seconds(pending.lastStartedTime);
   const beatAt = seconds(pending.lastHeartbeatTime);
-  const done = beat.step - beat.resumedFromStep;
-  const etaS = started !== null && beatAt !== null && done > 0 && beatAt > started ? ((beat.steps - beat.step) * (beatAt - started)) / done : null;
+  const etaS = started !== null && beatAt !== null ? etaSeconds(beat.step, beat.steps, beat.resumedFromStep, beatAt - started) : null;
   return { ...beat, workflowId, attempt: pending.attempt ?? 1, etaS };
+}
+
+/** The trainings of a run's pending iteration workflows, from their activities' last heartbeats. */
+async function trainingsInFlight(client: Client, run: WorkflowExecutionDescription): Promise<TrainingInFlight[]> {
+  const trainings: TrainingInFlight[] = [];
+  for (const child of run.raw.pendingChildren ?? []) {
+    if (!child.workflowId) continue;
+    const childDesc = await client.workflow.getHandle(child.workflowId).describe().catch(() => undefined);
+    for (const pending of childDesc?.raw.pendingActivities ?? []) {
+      const t = inFlightOf(child.workflowId, pending);
+      if (t) trainings.push(t);
+    }
+  }
+  return trainings;
 }
 
 /** The settings in the run's first history event (one event fetched, however long the history). */
@@ -296,15 +313,7 @@ export function runSnapshot(workflowId: string): Promise<RunSnapshot> {
       const closed = await client.workflow.getHandle(iterationWorkflowId(workflowId, it.iteration)).describe().then((d) => d.closeTime, () => undefined);
       if (closed) iterationClosedAt[it.iteration] = closed;
     }
-    const trainings: TrainingInFlight[] = [];
-    for (const child of desc.raw.pendingChildren ?? []) {
-      if (!child.workflowId) continue;
-      const childDesc = await client.workflow.getHandle(child.workflowId).describe().catch(() => undefined);
-      for (const pending of childDesc?.raw.pendingActivities ?? []) {
-        const t = inFlightOf(child.workflowId, pending);
-        if (t) trainings.push(t);
-      }
-    }
+    const trainings = await trainingsInFlight(client, desc);
     // What Temporal says wins: a run that failed is shown as failed, whatever its archive last said.
     const temporalStatus = desc.status.name;
     const ended = running || temporalStatus === 'COMPLETED' || temporalStatus === 'CONTINUED_AS_NEW' ? {} : await failureOf(handle, workflowId, temporalStatus, summary);

@@ -183,6 +183,31 @@ test('evo evaluate --json prints per-size points by seed, the fit, the fitness w
   assert.equal(out.seedSlope.fitness, -out.fit.slope);
   assert.ok(out.seedSlope.ci[0] <= out.seedSlope.ci[1]);
   assert.ok(out.data.passes > 0);
+  // Off a terminal, progress is plain lines on stderr: no bars, no cursor movement.
+  assert.doesNotMatch(r.stderr, /\x1b|\[#+\.*\]/);
+  for (const size of ['d8-L1-H2', 'd16-L1-H2', 'd24-L1-H2']) {
+    for (const seed of [1234, 1235]) assert.match(r.stderr, new RegExp(`^\\[${size} seed ${seed}\\] step 40/40  train \\d+\\.\\d{4}  val \\d+\\.\\d{4}$`, 'm'));
+  }
+});
+
+test('evo evaluate on a terminal draws a progress bar per training, redrawn in place, then prints its table', () => {
+  // `script` runs the CLI under a pseudo-terminal, as a user's shell would; stdout and stderr both land in its output.
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, path.join(repoRoot, 'dist', 'cli', 'evo.js'), 'evaluate', '--framework', 'test_time_regression', '--profile', 'micro', '--seeds', '1'].map(quote).join(' ');
+  const r = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: { ...process.env, EVOSCALE_HOME: home }, timeout: 300_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const screen = r.stdout.replace(/\r/g, '');
+  // The block of bars moves up over itself (CSI n F) and clears below (CSI 0 J) before each redraw.
+  assert.match(screen, /\x1b\[[1-3]F\x1b\[0J/);
+  // Its last drawing: every size's training finished, with its last losses (in the order they started).
+  const last = screen.slice(screen.lastIndexOf('\x1b[0J') + 4).split('\n');
+  for (const size of ['d8-L1-H2', 'd16-L1-H2', 'd24-L1-H2']) {
+    const i = last.slice(0, 3).findIndex((l) => l.startsWith(`${size} `));
+    assert.ok(i >= 0, `${size} in\n${last.slice(0, 3).join('\n')}`);
+    assert.match(last[i], new RegExp(`^${size} seed 1234 +\\[#{12}\\]  40/40  done        train \\d+\\.\\d{4}  val \\d+\\.\\d{4}$`), last[i]);
+  }
+  assert.match(last[3], /^framework test_time_regression /);
+  assert.doesNotMatch(screen, /\] step \d+\/40/, 'no plain progress lines on a terminal');
 });
 
 test('bad --seeds and --fitness values are one-line errors', () => {

@@ -1,5 +1,6 @@
 // Specification of what a user sees of a run: `evo report` of a real micro run opened in headless
-// Chromium, the Web UI's entries read through the Temporal client, and trainings in flight in `evo status`.
+// Chromium and saved as a screenshot, the Web UI's entries read through the Temporal client, and trainings
+// in flight in `evo status` and `evo start --wait`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -13,14 +14,15 @@ import { iterationWorkflowId, type RunSummary } from '../contract';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
 import { configDigest, runSnapshot, startRun, waitForRun, type TrainingInFlight } from '../ops/runs';
-import { trainingsText } from '../ops/run-report';
+import { trainingBarsOf, trainingsText } from '../ops/run-report';
+import { trainingBars } from '../core/output';
 import { lineageNodes } from '../ops/report/charts';
-import { renderReport } from '../ops/report';
+import { chromiumPath, renderReport } from '../ops/report';
 import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
 import { withWorkers } from './helpers/workers';
 
 /** Debian's browser, installed by .ci/run; CHROMIUM_PATH names another. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = chromiumPath();
 /** Screenshots land here (gitignored) for a person to look at after the run. */
 const ARTIFACTS = path.join(repoRoot, 'test-artifacts');
 
@@ -32,13 +34,26 @@ const RUN = 'evo-test-report';
 let summary: RunSummary;
 /** Trainings `runSnapshot` saw in flight while the run went on. */
 const seenInFlight: TrainingInFlight[] = [];
+/** Trainings `waitForRun` reported in flight, as `evo start --wait` on a terminal draws them. */
+const waitedInFlight: TrainingInFlight[] = [];
 let midRunReport: string | undefined;
 /** What `evo report --watch`, started with the run, printed before it exited. */
 let watched: Promise<{ code: number | null; stdout: string }>;
 
 function evo(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], { encoding: 'utf8', env: process.env });
+  return evoWith({}, ...args);
+}
+
+function evoWith(env: Record<string, string>, ...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Width and height from a PNG's header chunk, after checking its signature. */
+function pngSize(file: string): { width: number; height: number } {
+  const bytes = fs.readFileSync(file);
+  assert.equal(bytes.subarray(0, 8).toString('hex'), '89504e470d0a1a0a', `${file} is a PNG`);
+  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
 }
 
 before(async () => {
@@ -63,7 +78,8 @@ before(async () => {
       watcher.stdout.on('data', (d) => (stdout += d));
       watcher.on('exit', (code) => resolve({ code, stdout }));
     });
-    const done = waitForRun(RUN, () => {});
+    // As `evo start --wait` follows it, with the trainings in flight its bars draw.
+    const done = waitForRun(RUN, () => {}, (trainings) => waitedInFlight.push(...trainings));
     let finished = false;
     void done.finally(() => (finished = true));
     // Poll as `evo status` would, to catch trainings in flight from their heartbeats.
@@ -112,9 +128,16 @@ test('evo report of a real micro run opens in headless Chromium with no console 
   assert.equal(summary.status, 'completed');
   assert.deepEqual(summary.iterations.map((it) => it.iteration), [0, 1]);
   const out = path.join(scratch, 'report.html');
-  const r = evo('report', RUN, '--out', out);
+  // --png alone: the screenshot lands beside the HTML, named after it.
+  const r = evo('report', RUN, '--out', out, '--png');
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /report written to .*report\.html/);
+  assert.equal(r.stdout, `report written to ${out}\nscreenshot written to ${path.join(scratch, 'report.png')}\n`);
+  // The whole page at the browser's 1280-pixel width: taller than one screen, as it has at least five charts.
+  const shot = pngSize(path.join(scratch, 'report.png'));
+  assert.equal(shot.width, 1280);
+  assert.ok(shot.height > 900, `height ${shot.height}`);
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  fs.copyFileSync(path.join(scratch, 'report.png'), path.join(ARTIFACTS, 'report.png'));
   const html = fs.readFileSync(out, 'utf8');
   // Self-contained: no script, no external stylesheet, image or font.
   assert.doesNotMatch(html, /<script|<link |src=|@import|url\(/i);
@@ -151,8 +174,6 @@ test('evo report of a real micro run opens in headless Chromium with no console 
         ]),
       );
     });
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: path.join(ARTIFACTS, 'report.png'), fullPage: true });
     assert.deepEqual(consoleErrors, []);
     assert.deepEqual(requests, []);
 
@@ -201,6 +222,24 @@ test('the lineage hangs each iteration off the accepted iteration whose program 
     ],
   });
   assert.deepEqual(nodes.map((n) => [n.id, n.parent]), [[0, null], [1, 0], [2, 1], [3, 1]]);
+});
+
+test('evo report --png names the file to write; without Chromium it is a one-line error naming what to install, and the HTML is still written', () => {
+  const named = evo('report', RUN, '--png', path.join(scratch, 'named.png'), '--out', path.join(scratch, 'named.html'));
+  assert.equal(named.code, 0, named.stderr);
+  assert.match(named.stdout, /screenshot written to .*named\.png\n$/);
+  assert.equal(pngSize(path.join(scratch, 'named.png')).width, 1280);
+
+  const out = path.join(scratch, 'no-chromium.html');
+  const missing = evoWith({ CHROMIUM_PATH: path.join(scratch, 'no-such-chromium') }, 'report', RUN, '--out', out, '--png');
+  assert.equal(missing.code, 2);
+  assert.equal(missing.stdout, `report written to ${out}\n`);
+  assert.equal(
+    missing.stderr,
+    `evo: error: cannot render the PNG: no Chromium at ${path.join(scratch, 'no-such-chromium')} (install Debian's chromium package, or set CHROMIUM_PATH to a Chromium or Chrome binary); the HTML report is written to ${out}\n`,
+  );
+  assert.match(fs.readFileSync(out, 'utf8'), /Temporal COMPLETED/);
+  assert.ok(!fs.existsSync(path.join(scratch, 'no-chromium.png')));
 });
 
 test('evo report of an unknown run, or to a folder it cannot write, is a one-line error', () => {
@@ -266,5 +305,16 @@ test('evo status shows each training in flight: size, seed, step of steps, last 
   assert.equal(lines[0], 'trainings in flight:');
   for (const [i, t] of seenInFlight.slice(0, 2).entries()) {
     assert.ok(lines[i + 1].includes(`${t.size} seed ${t.seed}  step ${t.step}/${t.steps}`), lines[i + 1]);
+  }
+});
+
+test('evo start --wait on a terminal draws a bar per training in flight: iteration, size, seed, step of steps, last loss', () => {
+  assert.ok(waitedInFlight.length > 0, 'following the run reported a training in flight');
+  const shown = waitedInFlight.slice(-3);
+  const lines = trainingBars(trainingBarsOf(shown), 200);
+  for (const [i, t] of shown.entries()) {
+    const iteration = Number(/iter-(\d+)$/.exec(t.workflowId)![1]);
+    assert.ok([0, 1].includes(iteration), t.workflowId);
+    assert.match(lines[i], new RegExp(`^iteration ${iteration}  ${t.size} seed ${t.seed} +\\[[#.]{12}\\] +${t.step}/40  (ETA [^ ]+( s| min| h)?|done) +train (\\d+\\.\\d{4}|—)`), lines[i]);
   }
 });

@@ -8,7 +8,7 @@ import { DEFAULT_FITNESS } from '../../score/select';
 import { FITNESS_MODES } from '../../score/fitness';
 import { parseSeeds } from '../../config/run-settings';
 import type { FitnessMode, SizePoint } from '../../contract';
-import { fmtInt, fmtInterval, fmtLoss, fmtSigned, progress, table } from '../../core/output';
+import { fmtInt, fmtInterval, fmtLoss, fmtSigned, LiveBlock, progress, table, TrainingBoard, trainingBars } from '../../core/output';
 import type { CommandSpec } from '../spec';
 import { frameworkOption, jsonOption, profileOption } from './options';
 
@@ -98,21 +98,42 @@ export const evaluate: CommandSpec = {
     const data = await prepareData(settings.data); // corpus problems surface here, before any progress output
     const use = dataUse(settings, data);
     if (use.passes > MAX_PASSES_WITHOUT_WARNING) progress(`warning: each training reads its ${fmtInt(use.trainTokens)}-token training split ${use.passes.toFixed(0)} times: losses then measure memorising this corpus more than the architecture; train on more data (--corpus)`);
+    const baselineHash = baselineProgram(framework).hash;
     if (!o.json) {
-      const programs = program.hash === baselineProgram(framework).hash ? 'the baseline' : 'the program and the baseline';
+      const programs = program.hash === baselineHash ? 'the baseline' : 'the program and the baseline';
       progress(`evaluating ${framework} program ${program.hash} on the ${settings.profile} profile: ${programs} × ${settings.sizes.length} sizes × ${settings.seeds.length} seeds × ${fmtInt(settings.training.steps)} steps, ${os.cpus().length} at a time (cached trainings are reused)`);
     }
+    const bars = process.stderr.isTTY ? new LiveBlock(process.stderr) : null;
+    const board = new TrainingBoard();
+    let drawnAt = 0;
+    const draw = (now: number) => {
+      drawnAt = now;
+      bars!.show(trainingBars(board.bars(now), bars!.columns, bars!.rows));
+    };
     const result = await evaluateProgram(program, settings, {
       data,
       fitness,
       onProgress: (p) => {
-        const tag = `[${p.size} seed ${p.seed}]`;
-        if (p.event === 'warning') progress(`${tag} warning: ${p.message}`);
-        if (p.event === 'start' && p.resumedFromStep > 0) progress(`${tag} resuming from checkpoint at step ${p.resumedFromStep}`);
-        if (p.event === 'eval') progress(`${tag} step ${p.step}/${p.steps}  train ${fmtLoss(p.trainLoss)}  val ${fmtLoss(p.valLoss)}`);
+        // Which program, where the program and the baseline train side by side (padded: bars align).
+        const who = program.hash === baselineHash ? '' : p.program === baselineHash ? 'baseline ' : 'program  ';
+        const tag = `[${who.replace(/ +$/, ' ')}${p.size} seed ${p.seed}]`;
+        const say = (line: string) => (bars ? bars.above(() => progress(line)) : progress(line));
+        if (p.event === 'warning') say(`${tag} warning: ${p.message}`);
+        if (p.event === 'start' && p.resumedFromStep > 0) say(`${tag} resuming from checkpoint at step ${p.resumedFromStep}`);
+        if (bars) {
+          // On a terminal: one bar per training, redrawn in place at most ten times a second (and at every start and end).
+          if (p.event === 'warning') return;
+          const now = Date.now();
+          board.update(`${who}${p.size} seed ${p.seed}`, p, now);
+          if (p.event === 'start' || p.step >= p.steps || now - drawnAt >= 100) draw(now);
+        } else if (p.event === 'eval') progress(`${tag} step ${p.step}/${p.steps}  train ${fmtLoss(p.trainLoss)}  val ${fmtLoss(p.valLoss)}`);
         else if (p.event === 'step') progress(`${tag} step ${p.step}/${p.steps}  train ${fmtLoss(p.trainLoss)}  lr ${p.lr.toExponential(2)}`);
       },
     });
+    if (bars) {
+      draw(Date.now());
+      bars.end();
+    }
     if (o.json) {
       const { score } = result;
       const point = (p: SizePoint) => ({
