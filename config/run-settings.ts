@@ -9,12 +9,17 @@ import type { ValidationSpec } from '../validate';
 
 export const DEFAULT_VALIDATION: ValidationSettings = { timeMultiple: 8, wallTimeoutS: 300 };
 
-/** Validation runs at the largest size's shape, so an accidental O(T³) or a huge block shows. */
+/**
+ * Validation counts work at the largest size's shape, so an accidental O(T³) or a huge block shows, and runs
+ * the behaviour checks at every other size's shape too, so a block that misbehaves only at some width or head
+ * count is refused before it trains there.
+ */
 export function validationSpec(evaluator: EvaluatorSettings, validation: ValidationSettings = DEFAULT_VALIDATION): ValidationSpec {
   const largest = evaluator.sizes[evaluator.sizes.length - 1];
   return {
     dModel: largest.dModel,
     nHeads: largest.nHeads,
+    otherSizes: evaluator.sizes.slice(0, -1).map(({ name, dModel, nHeads }) => ({ name, dModel, nHeads })),
     seqLen: evaluator.seqLen,
     batch: 2,
     timeMultiple: validation.timeMultiple,

@@ -22,12 +22,25 @@ import { sandboxIsolation } from '../sandbox/isolation';
 import { repoRoot } from '../core/paths';
 
 /**
- * One small spec for everything. timeMultiple 5 sits between the slowest catalogue variant (under 2× its
+ * One small spec for everything, with two more training sizes than the largest: a narrower one and one with a
+ * single head, where width-dependent-leak.ts and one-head-shape.ts misbehave. timeMultiple 5 sits between the slowest catalogue variant (under 2× its
  * baseline's counted work here) and quartic-time.ts (about 18×); the wall clock is short so that the two
  * never-returning fixtures cost 20 s (before a call's 20 s budget could end), yet long enough for
  * cubic-decay-loop.ts to reach its time check on a loaded machine.
  */
-const SPEC: ValidationSpec = { dModel: 16, nHeads: 2, seqLen: 16, batch: 2, timeMultiple: 5, wallTimeoutMs: 20_000, memoryMb: 1024 };
+const SPEC: ValidationSpec = {
+  dModel: 16,
+  nHeads: 2,
+  otherSizes: [
+    { name: 'd8-L1-H2', dModel: 8, nHeads: 2 },
+    { name: 'd16-L1-H1', dModel: 16, nHeads: 1 },
+  ],
+  seqLen: 16,
+  batch: 2,
+  timeMultiple: 5,
+  wallTimeoutMs: 20_000,
+  memoryMb: 1024,
+};
 const CONCURRENCY = 2;
 /** socket-via-global.ts aims its TCP, HTTP and UDP attempts at this port on 127.0.0.1. */
 const CANARY_PORT = 39517;
@@ -206,7 +219,9 @@ describe('hostile fixtures are refused with their own check and reason', { concu
       assert.equal(report.ok, false, `${fixture.file} was accepted`);
       assert.equal(failedCheck(report), fixture.expect, `${fixture.file}: ${reason}`);
       assert.ok(reason.length > 0 && reason.length <= 2000 && !/[\r\n]/.test(reason), `${fixture.file}: the reason must be one line: ${JSON.stringify(reason)}`);
-      assert.ok(reason.startsWith(fixture.expect === 'syntax' ? 'syntax error' : `${fixture.expect}:`), `${fixture.file}: the reason must name its check: ${reason}`);
+      // A check that fails at a training size other than the largest says which: "causality at d8-L1-H2 (…): …".
+      const named = fixture.expect === 'syntax' ? ['syntax error'] : [`${fixture.expect}:`, `${fixture.expect} at `];
+      assert.ok(named.some((prefix) => reason.startsWith(prefix)), `${fixture.file}: the reason must name its check: ${reason}`);
       assert.match(reason, fixture.reason, `${fixture.file}: unexpected reason`);
       // Refused statically means refused before any candidate code ran.
       if (STATIC_CHECKS.has(fixture.expect)) assert.ok(!report.checks.some((c) => c.name === 'compile'), `${fixture.file}: ran in the sandbox`);

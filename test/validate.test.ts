@@ -10,6 +10,8 @@ import { validateProgram, staticFindings, type ValidationReport, type Validation
 import { DYNAMIC_CHECKS } from '../validate/report';
 import { baselineProgram, FRAMEWORKS, makeProgram, type Program } from '../core/program';
 import { CATALOGUE } from '../propose/offline/catalogue';
+import { validationSpec } from '../config/run-settings';
+import { profileSettings } from '../evaluator/profiles';
 
 const SPEC: ValidationSpec = { dModel: 32, nHeads: 4, seqLen: 16, batch: 2, timeMultiple: 4, wallTimeoutMs: 30_000 };
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-validate-test-'));
@@ -66,6 +68,44 @@ test('a wrong output shape is refused with both shapes in the message', async ()
   const report = await validate(softmaxBlock({ out: 'tf.concat([y, y], 2)' }));
   assert.equal(failedCheck(report), 'shape');
   assert.equal(report.reason, 'shape: expected output (2, 16, 32), got (2, 16, 64)');
+});
+
+test("a run validates at the largest size's shape and at every other training size's", () => {
+  const spec = validationSpec(profileSettings('smoke'));
+  assert.deepEqual([spec.dModel, spec.nHeads, spec.seqLen], [64, 4, 16]);
+  assert.deepEqual(spec.otherSizes, [
+    { name: 'd16-L1-H1', dModel: 16, nHeads: 1 },
+    { name: 'd24-L1-H2', dModel: 24, nHeads: 2 },
+    { name: 'd40-L1-H2', dModel: 40, nHeads: 2 },
+  ]);
+});
+
+test('a block that leaks the future only below the largest width is refused at the narrower size, which the reason names', async () => {
+  const leaky = softmaxBlock({
+    extra: '\n  const next = tf.concat([tf.slice(x, [0, 1, 0], [B, T - 1, D]), tf.zeros([B, 1, D])], 1);',
+    out: 'D < 32 ? tf.add(y, next) : y',
+  });
+  const largestOnly = await validate(leaky);
+  assert.equal(largestOnly.ok, true, `at the largest shape alone the leak is invisible: ${largestOnly.reason}`);
+  const report = await validate(leaky, { ...SPEC, otherSizes: [{ name: 'd16-L1-H2', dModel: 16, nHeads: 2 }] });
+  assert.equal(report.ok, false);
+  assert.equal(failedCheck(report), 'causality');
+  assert.match(report.reason ?? '', /^causality at d16-L1-H2 \(d_model 16, 2 heads\): output at position \d+ changed by .* \(the block reads the future\)$/);
+});
+
+test("the baseline passes at every training size; each shape is checked once and the details name them", async () => {
+  const sizes = [
+    { name: 'd32-L2-H4', dModel: 32, nHeads: 4 }, // the largest shape again: nothing more to check
+    { name: 'd8-L1-H1', dModel: 8, nHeads: 1 },
+    { name: 'd24-L1-H2', dModel: 24, nHeads: 2 },
+    { name: 'd8-L2-H1', dModel: 8, nHeads: 1 },
+  ];
+  const report = await validateProgram(baselineProgram('coefficient_dynamics'), { ...SPEC, otherSizes: sizes }, scratch);
+  assert.equal(report.ok, true, report.reason);
+  assert.deepEqual(report.checks.map((c) => c.name), ['syntax', 'static', ...DYNAMIC_CHECKS]);
+  const causality = report.checks.find((c) => c.name === 'causality')?.detail ?? '';
+  assert.match(causality, /also at the other training sizes' \(D, H\) = \(8, 1\), \(24, 2\), one batch row there$/);
+  assert.ok(!/also at/.test(report.checks.find((c) => c.name === 'time')?.detail ?? ''), 'the counted work is measured at the largest shape only');
 });
 
 test('a syntax error is refused before anything runs', async () => {

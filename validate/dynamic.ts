@@ -9,7 +9,7 @@ import { attentionContext, causalMask, ParamStore, seedFor } from '../evaluator/
 import { oneLine, ProgramRejected } from '../core/errors';
 import { compileAttention } from '../core/program';
 import { countWork, workCost, type WorkCount } from './cost';
-import { callBudgetMs, type CheckResult, type DynamicInput, type DynamicProgress, type DynamicReport, type DynamicSpec } from './report';
+import { callBudgetMs, type CheckResult, type DynamicInput, type DynamicProgress, type DynamicReport, type DynamicSpec, type ValidationSize } from './report';
 
 const PARAM_SEED = 1234;
 const SCOPE = 'attn';
@@ -40,6 +40,12 @@ class CheckFailed extends ProgramRejected {
 
 const dims = (shape: readonly number[]): string => `(${shape.join(', ')})`;
 
+/** The attention shape a build runs at (the sequence length is each call's own). */
+interface Shape {
+  dModel: number;
+  nHeads: number;
+}
+
 /** One compiled block with its own parameters. */
 class Build {
   readonly store = new ParamStore(PARAM_SEED);
@@ -47,7 +53,7 @@ class Build {
 
   constructor(
     readonly fn: AttentionFn,
-    readonly spec: DynamicSpec,
+    readonly shape: Shape,
     readonly scope: string,
     private readonly watch?: CallWatch,
   ) {}
@@ -70,7 +76,7 @@ class Build {
       mask = tf.keep(causalMask(T));
       this.masks.set(T, mask);
     }
-    const ctx = attentionContext(this.store, this.scope, { dModel: this.spec.dModel, nHeads: this.spec.nHeads, seqLen: T }, mask);
+    const ctx = attentionContext(this.store, this.scope, { dModel: this.shape.dModel, nHeads: this.shape.nHeads, seqLen: T }, mask);
     let y: unknown;
     try {
       y = this.fn(tf, ctx, x);
@@ -158,7 +164,7 @@ class Build {
   }
 }
 
-function compile(block: string, spec: DynamicSpec, scope: string, watch?: CallWatch): Build {
+function compile(block: string, shape: Shape, scope: string, watch?: CallWatch): Build {
   let fn: AttentionFn;
   try {
     fn = compileAttention(block);
@@ -166,7 +172,7 @@ function compile(block: string, spec: DynamicSpec, scope: string, watch?: CallWa
     if (err instanceof ProgramRejected) throw err;
     throw new CheckFailed('compile', `the block's top-level code threw: ${oneLine(err)}`);
   }
-  return new Build(fn, spec, scope, watch);
+  return new Build(fn, shape, scope, watch);
 }
 
 function randn(shape: number[], seed: number, scale = 1): Tensor {
@@ -372,16 +378,119 @@ function compileBaseline(block: string, spec: DynamicSpec, x: Tensor, r: Tensor)
 }
 
 function validSpec(spec: DynamicSpec): void {
-  const ints = [spec.dModel, spec.nHeads, spec.seqLen, spec.batch];
-  if (!ints.every((n) => Number.isInteger(n) && n > 0) || spec.dModel % spec.nHeads !== 0 || spec.batch < 2 || spec.seqLen < 4) {
+  const ints = [spec.dModel, spec.nHeads, spec.seqLen, spec.batch, ...spec.otherSizes.flatMap((s) => [s.dModel, s.nHeads])];
+  const divisible = [spec, ...spec.otherSizes].every((s) => s.dModel % s.nHeads === 0);
+  if (!ints.every((n) => Number.isInteger(n) && n > 0) || !divisible || spec.batch < 2 || spec.seqLen < 4) {
     throw new Error(`bad validation spec ${JSON.stringify(spec)}: dModel divisible by nHeads, batch ≥ 2, seqLen ≥ 4`);
   }
   if (!(spec.timeMultiple > 0)) throw new Error(`bad validation spec: timeMultiple must be positive, got ${spec.timeMultiple}`);
 }
 
+function sizeLabel(size: ValidationSize): string {
+  return `${size.name} (d_model ${size.dModel}, ${size.nHeads} head${size.nHeads === 1 ? '' : 's'})`;
+}
+
+/** Runs `fn` at another training size; a refusal there names it: "causality at d16-L1-H1 (d_model 16, 1 head): …". */
+function atSize<R>(size: ValidationSize, fn: () => R): R {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof ProgramRejected)) throw err;
+    const prefix = `${err.check}: `;
+    const text = err.message.toLowerCase().startsWith(prefix.toLowerCase()) ? err.message.slice(prefix.length) : err.message;
+    throw new ProgramRejected(`${err.check} at ${sizeLabel(size)}: ${text}`, err.check);
+  }
+}
+
+/** The checks that run at every training size's shape, in DYNAMIC_CHECKS order; tamper and time run once. */
+const BEHAVIOUR_CHECKS = new Set(['compile', 'shape', 'determinism', 'finite', 'causality', 'batch', 'gradient']);
+
+/** Where the behaviour checks run: one shape, its build's variable scope (tfjs names are global), its inputs. */
+interface CheckShape {
+  shape: Shape;
+  scope: string;
+  x: Tensor;
+  r: Tensor;
+  /** Perturb only the first batch row in the causality check (see behaviourChecks). */
+  causalityRowsOne: boolean;
+}
+
 /**
- * Runs every check in DYNAMIC_CHECKS order and stops at the first failure. A failing candidate gives a
- * report with `reason`; only an infrastructure problem (the backend, the baseline) throws.
+ * compile, shape, determinism, finite, causality, batch and gradient at one shape, each passing check
+ * reported through `pass`. Returns the (rebuilt) build, which the caller disposes.
+ */
+function behaviourChecks(block: string, at: CheckShape, watch: CallWatch | undefined, pass: (name: string, detail: string) => void): Build {
+  const { x, r, shape, scope } = at;
+  const [B, T, D] = x.shape;
+  const B2 = B + 1;
+  const T2 = Math.max(2, Math.ceil(T / 2) + 1);
+  let build = compile(block, shape, scope, watch);
+  try {
+    pass('compile', 'the block defines attention(tf, ctx, x)');
+
+    const x2 = randn([B2, T2, D], 3);
+    const y1 = build.run(x, 'shape');
+    build.run(x2, 'shape');
+    x2.dispose();
+    pass('shape', `output ${dims([B, T, D])} for input ${dims([B, T, D])} and ${dims([B2, T2, D])} for ${dims([B2, T2, D])}`);
+
+    const again = build.run(x, 'determinism');
+    const sameCall = y1.reduce((m, v, i) => Math.max(m, diff(v, again[i])), 0);
+    if (sameCall > 0) {
+      throw new CheckFailed('determinism', `two identical calls of the same build differ by ${fmt(sameCall)} (the block keeps hidden state or uses randomness)`);
+    }
+    build.dispose();
+    build = compile(block, shape, scope, watch);
+    const fresh = build.run(x, 'determinism');
+    const rebuilt = y1.reduce((m, v, i) => Math.max(m, diff(v, fresh[i])), 0);
+    if (rebuilt > 0) {
+      throw new CheckFailed('determinism', `two fresh builds with the same seed differ by ${fmt(rebuilt)} (the block uses randomness or state outside ctx.param)`);
+    }
+    pass('determinism', 'identical outputs from two calls and from two fresh builds with the same seed');
+
+    const zeroAtInit = checkFinite(build, x, r, 'random inputs');
+    const xBig = tf.mul(x, EXTREME_SCALE);
+    checkFinite(build, xBig, r, `random inputs ×${EXTREME_SCALE}`);
+    xBig.dispose();
+    pass('finite', `finite outputs and gradients for random inputs and inputs ×${EXTREME_SCALE}`);
+
+    // Causality is the costly check (a forward for every position, with each set of weights); with one row
+    // it costs half and still sees every position's future.
+    const checked = build;
+    const xc = at.causalityRowsOne ? tf.slice(x, [0, 0, 0], [1, T, D]) : x;
+    try {
+      checkCausality(checked, xc, '');
+      withRandomWeights(checked, () => checkCausality(checked, xc, ' with randomised weights'));
+    } finally {
+      if (xc !== x) xc.dispose();
+    }
+    pass('causality', `outputs at positions ≤ p unchanged when tokens after p are perturbed, every p < ${T - 1}, initial and randomised weights`);
+
+    checkBatch(checked, x, '');
+    withRandomWeights(checked, () => checkBatch(checked, x, ' with randomised weights'));
+    pass('batch', 'each batch row independent of the others, initial and randomised weights');
+
+    const zeroRandom = withRandomWeights(checked, () => checkFinite(checked, x, r, 'random inputs with randomised weights'));
+    const dead = [...zeroAtInit].filter((name) => zeroRandom.has(name));
+    if (dead.includes('')) throw new CheckFailed('gradient', 'the output does not depend on the input x (its gradient is all zero)');
+    if (dead.length > 0) {
+      throw new CheckFailed('gradient', `parameter "${dead[0]}" gets an all-zero gradient (it does not affect the output)${dead.length > 1 ? ` (and ${dead.length - 1} more)` : ''}`);
+    }
+    pass('gradient', `every parameter (${checked.store.vars.size}, ${checked.store.count()} values) and the input get a non-zero gradient`);
+    return checked;
+  } catch (err) {
+    build.dispose();
+    throw err;
+  }
+}
+
+/**
+ * Runs every check in DYNAMIC_CHECKS order at the largest shape and stops at the first failure; then, once
+ * the block passed there, the behaviour checks at every other training size's shape, so a block that
+ * misbehaves only at some width or head count is refused with that size named. The counted work and the
+ * timing run at the largest shape only, and before the other sizes, so a block too slow to validate is
+ * refused for its cost before it runs more. A failing candidate gives a report with `reason`; only an
+ * infrastructure problem (the backend, the baseline) throws.
  */
 export async function runDynamicChecks(input: DynamicInput, ctx?: { progress(msg: DynamicProgress): void }): Promise<DynamicReport> {
   const { spec } = input;
@@ -395,12 +504,11 @@ export async function runDynamicChecks(input: DynamicInput, ctx?: { progress(msg
     checks.push({ name, ok: true, detail });
   };
   const { batch: B, seqLen: T, dModel: D } = spec;
-  const B2 = B + 1;
-  const T2 = Math.max(2, Math.ceil(T / 2) + 1);
   const x = randn([B, T, D], 1);
   const r = randn([B, T, D], 2);
-  // The baseline runs first, before any candidate code: its step time sets the budget of every candidate
-  // call, which the parent enforces (it kills a call that overruns; see validate/index.ts).
+  // The baseline runs first, before any candidate code: its step time at the largest shape sets the budget
+  // of every candidate call (those at smaller sizes cost less), which the parent enforces (it kills a call
+  // that overruns; see validate/index.ts).
   const baseline = compileBaseline(input.baselineBlock, spec, x, r);
   const budgetMs = callBudgetMs(spec.timeMultiple, baseline.ms);
   ctx?.progress({ kind: 'budget', baselineMs: baseline.ms, budgetMs });
@@ -411,58 +519,15 @@ export async function runDynamicChecks(input: DynamicInput, ctx?: { progress(msg
   const before = builtinsSnapshot();
   let cand: Build | undefined;
   try {
-    cand = compile(input.block, spec, SCOPE, watch);
-    pass('compile', 'the block defines attention(tf, ctx, x)');
-
-    const x2 = randn([B2, T2, D], 3);
-    const y1 = cand.run(x, 'shape');
-    cand.run(x2, 'shape');
-    x2.dispose();
-    pass('shape', `output ${dims([B, T, D])} for input ${dims([B, T, D])} and ${dims([B2, T2, D])} for ${dims([B2, T2, D])}`);
-
-    const again = cand.run(x, 'determinism');
-    const sameCall = y1.reduce((m, v, i) => Math.max(m, diff(v, again[i])), 0);
-    if (sameCall > 0) {
-      throw new CheckFailed('determinism', `two identical calls of the same build differ by ${fmt(sameCall)} (the block keeps hidden state or uses randomness)`);
-    }
-    cand.dispose();
-    cand = compile(input.block, spec, SCOPE, watch);
-    const fresh = cand.run(x, 'determinism');
-    const rebuilt = y1.reduce((m, v, i) => Math.max(m, diff(v, fresh[i])), 0);
-    if (rebuilt > 0) {
-      throw new CheckFailed('determinism', `two fresh builds with the same seed differ by ${fmt(rebuilt)} (the block uses randomness or state outside ctx.param)`);
-    }
+    cand = behaviourChecks(input.block, { shape: spec, scope: SCOPE, x, r, causalityRowsOne: false }, watch, pass);
     report.blockParams = cand.store.count();
-    pass('determinism', 'identical outputs from two calls and from two fresh builds with the same seed');
-
-    const zeroAtInit = checkFinite(cand, x, r, 'random inputs');
-    const xBig = tf.mul(x, EXTREME_SCALE);
-    checkFinite(cand, xBig, r, `random inputs ×${EXTREME_SCALE}`);
-    xBig.dispose();
-    pass('finite', `finite outputs and gradients for random inputs and inputs ×${EXTREME_SCALE}`);
-
-    const build = cand;
-    checkCausality(build, x, '');
-    withRandomWeights(build, () => checkCausality(build, x, ' with randomised weights'));
-    pass('causality', `outputs at positions ≤ p unchanged when tokens after p are perturbed, every p < ${T - 1}, initial and randomised weights`);
-
-    checkBatch(build, x, '');
-    withRandomWeights(build, () => checkBatch(build, x, ' with randomised weights'));
-    pass('batch', 'each batch row independent of the others, initial and randomised weights');
-
-    const zeroRandom = withRandomWeights(build, () => checkFinite(build, x, r, 'random inputs with randomised weights'));
-    const dead = [...zeroAtInit].filter((name) => zeroRandom.has(name));
-    if (dead.includes('')) throw new CheckFailed('gradient', 'the output does not depend on the input x (its gradient is all zero)');
-    if (dead.length > 0) {
-      throw new CheckFailed('gradient', `parameter "${dead[0]}" gets an all-zero gradient (it does not affect the output)${dead.length > 1 ? ` (and ${dead.length - 1} more)` : ''}`);
-    }
-    pass('gradient', `every parameter (${build.store.vars.size}, ${report.blockParams} values) and the input get a non-zero gradient`);
 
     checkTamper(before);
     pass('tamper', 'tfjs and built-ins unchanged');
 
-    // Counted work of one forward+backward: kernel calls and FLOPs (validate/cost.ts), the same on a busy
-    // machine as on an idle one. Wall times are measured too, for the report only.
+    // Counted work of one forward+backward at the largest shape: kernel calls and FLOPs (validate/cost.ts),
+    // the same on a busy machine as on an idle one. Wall times are measured too, for the report only.
+    const build = cand;
     const counted = build.work(x, r);
     // The block ran again while being counted: nothing it patched then may slip into the report.
     checkTamper(before);
@@ -483,6 +548,24 @@ export async function runDynamicChecks(input: DynamicInput, ctx?: { progress(msg
       'time',
       `${measured} (limit ${spec.timeMultiple}×): ${counts}; measured ${timing.ms.toFixed(1)} ms against ${timing.baseMs.toFixed(1)} ms (reported, not checked)`,
     );
+
+    // The other sizes' shapes, with the spec's small batch and causality on one row. Their passes are not
+    // listed again: each behaviour check's detail names the shapes it also ran at.
+    for (const size of spec.otherSizes) {
+      const at: CheckShape = { shape: size, scope: `${SCOPE}.${size.name}`, x: randn([B, T, size.dModel], 1), r: randn([B, T, size.dModel], 2), causalityRowsOne: true };
+      try {
+        atSize(size, () => behaviourChecks(input.block, at, watch, () => {}).dispose());
+      } finally {
+        tf.dispose([at.x, at.r]);
+      }
+    }
+    if (spec.otherSizes.length > 0) {
+      checkTamper(before);
+      const others = spec.otherSizes.map((s) => `(${s.dModel}, ${s.nHeads})`).join(', ');
+      for (const c of checks) {
+        if (BEHAVIOUR_CHECKS.has(c.name)) c.detail += `; also at the other training sizes' (D, H) = ${others}${c.name === 'causality' ? ', one batch row there' : ''}`;
+      }
+    }
   } catch (err) {
     if (!(err instanceof ProgramRejected)) throw err;
     // Rejections from program.ts and ctx.param carry their check but not yet its name as a prefix.

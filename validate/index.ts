@@ -5,14 +5,21 @@ import { EvoError, ProgramRejected } from '../core/errors';
 import { baselineBlock, transpileBlock, type Program } from '../core/program';
 import { SandboxFailure } from '../sandbox/options';
 import { runInSandbox } from '../sandbox/run';
-import { callBudgetMs, CALL_BUDGET_FLOOR_MS, DYNAMIC_CHECKS, type CheckResult, type DynamicInput, type DynamicReport } from './report';
+import { callBudgetMs, CALL_BUDGET_FLOOR_MS, DYNAMIC_CHECKS, type CheckResult, type DynamicInput, type DynamicReport, type ValidationSize } from './report';
 import { assertStaticallySafe } from './static';
 
 export { staticFindings, describeFinding, assertStaticallySafe, type StaticFinding } from './static';
+export type { ValidationSize } from './report';
 
 export interface ValidationSpec {
+  /** The largest training size's shape: every dynamic check, and the only one the counted work and timing use. */
   dModel: number;
   nHeads: number;
+  /**
+   * The run's other training sizes: every dynamic check but tamper and time also runs at each shape (a
+   * size with the shape of dModel/nHeads or of an earlier one adds nothing). Absent: the one shape only.
+   */
+  otherSizes?: ValidationSize[];
   seqLen: number;
   batch: number;
   /**
@@ -51,6 +58,24 @@ function checkSpec(spec: ValidationSpec): void {
   if (spec.batch < 2) throw new EvoError('validation spec: batch must be at least 2 (the batch-independence check perturbs row 1)', 'BAD_VALIDATION_SPEC');
   if (spec.seqLen < 4) throw new EvoError('validation spec: seqLen must be at least 4', 'BAD_VALIDATION_SPEC');
   if (!(spec.timeMultiple > 0) || !(spec.wallTimeoutMs > 0)) throw new EvoError('validation spec: timeMultiple and wallTimeoutMs must be positive', 'BAD_VALIDATION_SPEC');
+  for (const size of spec.otherSizes ?? []) {
+    if (typeof size.name !== 'string' || !(Number.isInteger(size.dModel) && size.dModel > 0 && Number.isInteger(size.nHeads) && size.nHeads > 0) || size.dModel % size.nHeads !== 0) {
+      throw new EvoError(`validation spec: size ${JSON.stringify(size)} needs a name and a dModel divisible by its nHeads`, 'BAD_VALIDATION_SPEC');
+    }
+  }
+}
+
+/** The other sizes whose shape differs from the main one and from every earlier one: each shape is checked once. */
+function distinctShapes(spec: ValidationSpec): ValidationSize[] {
+  const seen = new Set([`${spec.dModel}/${spec.nHeads}`]);
+  const out: ValidationSize[] = [];
+  for (const { name, dModel, nHeads } of spec.otherSizes ?? []) {
+    const key = `${dModel}/${nHeads}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ name, dModel, nHeads });
+  }
+  return out;
 }
 
 /**
@@ -144,7 +169,7 @@ export async function validateProgram(program: Program, spec: ValidationSpec, sc
   const input: DynamicInput = {
     block: program.block,
     baselineBlock: baselineBlock(program.framework),
-    spec: { dModel: spec.dModel, nHeads: spec.nHeads, seqLen: spec.seqLen, batch: spec.batch, timeMultiple: spec.timeMultiple },
+    spec: { dModel: spec.dModel, nHeads: spec.nHeads, otherSizes: distinctShapes(spec), seqLen: spec.seqLen, batch: spec.batch, timeMultiple: spec.timeMultiple },
   };
   let raw: unknown;
   const deadline = new CallDeadline(spec.timeMultiple);

@@ -1,9 +1,23 @@
 // What the validation child receives and reports back: shared by the parent (validate/index.ts) and
 // the child (validate/dynamic.ts) without loading tfjs into the parent.
 
-export interface DynamicSpec {
+/** A training size's attention shape; its name labels a check that fails only there. */
+export interface ValidationSize {
+  name: string;
   dModel: number;
   nHeads: number;
+}
+
+export interface DynamicSpec {
+  /** The largest training size's shape: every check runs here, and the counted work and timing only here. */
+  dModel: number;
+  nHeads: number;
+  /**
+   * The run's other training sizes (shapes other than dModel/nHeads): every check but tamper and time runs
+   * at each too, with the same small batch, so a block that behaves differently at some width or head count
+   * is refused before it trains there.
+   */
+  otherSizes: ValidationSize[];
   seqLen: number;
   batch: number;
   /**
