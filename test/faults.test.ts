@@ -20,7 +20,7 @@ import { LlmError } from '../propose/llm/openai';
 import { CONTROL_QUEUE, type RunSettings, type RunSummary } from '../contract';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
-import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
+import { startServerForRuns, type TestServer } from './helpers/temporal-server';
 import { controlBlock } from './helpers/controls';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-faults-'));
@@ -86,12 +86,7 @@ let bundle: WorkflowBundleWithSourceMap;
 const logs: string[] = [];
 
 before(async () => {
-  delete process.env.OPENAI_API_KEY;
-  delete process.env.OPENAI_BASE_URL;
-  server = await startTestServer();
-  process.env.TEMPORAL_ADDRESS = server.address;
-  process.env.TEMPORAL_NAMESPACE = server.namespace;
-  bundle = await bundleWorkflows();
+  ({ server, bundle } = await startServerForRuns());
 });
 
 after(async () => {

@@ -14,7 +14,7 @@ import { FakeOpenAi, TEMPERATURE_DIFF, completion } from './helpers/fake-openai'
 import { CONTROL_QUEUE, type RunSettings, type RunSummary, type IterationRecord } from '../contract';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
-import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
+import { startServerForRuns, type TestServer } from './helpers/temporal-server';
 import { controlBlock } from './helpers/controls';
 import { startDeviceWorker as startWorkerProcess, withWorkers as withWorkersOn } from './helpers/workers';
 
@@ -26,14 +26,8 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-pipeline-'));
 const logs: string[] = [];
 
 before(async () => {
-  // Runs that should use the offline catalogue must not find a real key in the environment.
-  delete process.env.OPENAI_API_KEY;
-  delete process.env.OPENAI_BASE_URL;
   Runtime.install({ logger: new DefaultLogger('INFO', (entry) => logs.push(`${entry.message} ${JSON.stringify(entry.meta ?? {})}`)) });
-  server = await startTestServer();
-  process.env.TEMPORAL_ADDRESS = server.address;
-  process.env.TEMPORAL_NAMESPACE = server.namespace;
-  bundle = await bundleWorkflows();
+  ({ server, bundle } = await startServerForRuns());
 });
 
 after(async () => {

@@ -14,7 +14,7 @@ import * as controlActivities from '../activities/control';
 import { CONTROL_QUEUE, type RunSummary } from '../contract';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
-import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
+import { startServerForRuns, type TestServer } from './helpers/temporal-server';
 import { controlBlock } from './helpers/controls';
 import { FakeOpenAi, completion, errorReply } from './helpers/fake-openai';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
@@ -27,14 +27,9 @@ let bundle: WorkflowBundleWithSourceMap;
 const logs: string[] = [];
 
 before(async () => {
-  delete process.env.OPENAI_API_KEY;
-  delete process.env.OPENAI_BASE_URL;
   process.env.EVOSCALE_HOME = home;
   process.env.EVOSCALE_RUNS_DIR = runs;
-  server = await startTestServer();
-  process.env.TEMPORAL_ADDRESS = server.address;
-  process.env.TEMPORAL_NAMESPACE = server.namespace;
-  bundle = await bundleWorkflows();
+  ({ server, bundle } = await startServerForRuns());
 });
 
 after(async () => {
@@ -190,10 +185,11 @@ test('an iteration failing on an LLM error still records every call it paid for:
 });
 
 test("a candidate that fails at one size has its other trainings cancelled at once, and the iteration is recorded invalid", async () => {
-  // Valid at the width validation checks (the largest); diverges at every narrower one. With one device
-  // worker the sizes train one at a time, so whichever narrow size fails first leaves a sibling unfinished.
+  // Diverges at the training batch (8) below width 24; validation checks every width at batch 2, where it
+  // is finite (a known gap the README names). With one device worker the sizes train one at a time, so
+  // whichever narrow size fails first leaves a sibling unfinished.
   const mean = controlBlock('causal-mean');
-  const narrowNan = mean.replace(/return (tf\.reshape\(tf\.transpose\(y.*);/, 'const scale = D < 24 ? 0 / 0 : 1; // NaN below width 24\n  return tf.mul($1, scale);');
+  const narrowNan = mean.replace(/return (tf\.reshape\(tf\.transpose\(y.*);/, 'const scale = D < 24 && B > 2 ? 0 / 0 : 1; // NaN below width 24 in training batches\n  return tf.mul($1, scale);');
   assert.notEqual(narrowNan, mean);
   const candidates = path.join(work, 'candidates-narrow');
   fs.mkdirSync(candidates, { recursive: true });

@@ -18,7 +18,7 @@ import { trainingBarsOf, trainingsText } from '../ops/run-report';
 import { trainingBars } from '../core/output';
 import { lineageNodes } from '../ops/report/charts';
 import { chromiumPath, renderReport } from '../ops/report';
-import { bundleWorkflows, startTestServer, type TestServer } from './helpers/temporal-server';
+import { startServerForRuns, type TestServer } from './helpers/temporal-server';
 import { withWorkers } from './helpers/workers';
 
 /** Debian's browser, installed by .ci/run; CHROMIUM_PATH names another. */
@@ -57,16 +57,13 @@ function pngSize(file: string): { width: number; height: number } {
 }
 
 before(async () => {
-  delete process.env.OPENAI_API_KEY;
-  delete process.env.OPENAI_BASE_URL;
   Runtime.install({ logger: new DefaultLogger('WARN', (entry) => logs.push(`${entry.message} ${JSON.stringify(entry.meta ?? {})}`)) });
-  server = await startTestServer();
-  Object.assign(process.env, server.env, {
+  ({ server, bundle } = await startServerForRuns());
+  Object.assign(process.env, {
     EVOSCALE_HOME: path.join(scratch, 'home'),
     EVOSCALE_RUNS_DIR: path.join(scratch, 'runs'),
     TEMPORAL_UI_URL: `http://127.0.0.1:${server.uiPort}`,
   });
-  bundle = await bundleWorkflows();
   // The cheapest real run: the micro profile, the baseline and one candidate from the offline catalogue.
   const settings = runSettings({ framework: 'coefficient_dynamics', profile: 'micro', iterations: 1, heartbeatTimeoutS: 5 });
   summary = await withWorkers(server, bundle, logs, async () => {

@@ -104,3 +104,16 @@ export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
     logger: { info: quiet, warn: quiet, error: console.error, debug: quiet, trace: quiet, log: quiet } as never,
   });
 }
+
+/**
+ * A test file's runs: a real server this process's clients and workers point at (TEMPORAL_ADDRESS,
+ * TEMPORAL_NAMESPACE), the workflow code bundled once, and no LLM key from the environment, so runs
+ * use the offline catalogue unless a test sets one.
+ */
+export async function startServerForRuns(): Promise<{ server: TestServer; bundle: WorkflowBundleWithSourceMap }> {
+  delete process.env.OPENAI_API_KEY;
+  delete process.env.OPENAI_BASE_URL;
+  const server = await startTestServer();
+  Object.assign(process.env, server.env);
+  return { server, bundle: await bundleWorkflows() };
+}
