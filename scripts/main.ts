@@ -1,10 +1,12 @@
 // The main job (`npm start`): bring the local stack up, run a smoke-profile evolution of one
 // framework for a few iterations, print each iteration as it lands, and leave the run in the UI.
+import * as path from 'node:path';
 import { parseDevices, stackUp } from '../ops/stack';
 import { settingsFor, startRun, waitForRun } from '../ops/runs';
 import { iterationLine, renderSummary } from '../ops/run-report';
 import { temporalUiUrl } from '../ops/temporal/connection';
 import { exitWithError, progress } from '../core/output';
+import { runsDir } from '../core/paths';
 
 async function main(): Promise<void> {
   const framework = process.env.EVOSCALE_FRAMEWORK ?? 'coefficient_dynamics';
@@ -19,7 +21,7 @@ async function main(): Promise<void> {
   process.stdout.write(`Web UI: ${temporalUiUrl(id)}\n\n`);
   const summary = await waitForRun(id, (s, i) => process.stdout.write(iterationLine(s, i) + '\n'));
   process.stdout.write('\n' + renderSummary(summary) + '\n');
-  process.stdout.write(`\narchive: runs/${id}/ (summary.json, programs/, iterations/)\n`);
+  process.stdout.write(`\narchive: ${path.relative(process.cwd(), runsDir(id)) || '.'}/ (summary.json, programs/, iterations/)\n`);
   process.stdout.write(`Web UI: ${temporalUiUrl(id)}\nThe stack keeps running so the run stays inspectable; \`npx evo down\` stops it.\n`);
 }
 
