@@ -189,3 +189,8 @@ export function exitWithError(err: unknown): never {
   else if (!(err instanceof EvoError)) process.stderr.write('evo: (set EVOSCALE_DEBUG=1 for the stack trace)\n');
   process.exit(err instanceof EvoError ? 2 : 1);
 }
+
+/** "1 seed", "5 seeds". */
+export function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

@@ -12,7 +12,7 @@ import { evaluateProgram, type EvaluationResult } from '../evaluator/evaluate';
 import { prepareData } from '../evaluator/data/prepare';
 import { parseSeeds } from '../config/run-settings';
 import { decide, FITNESS_MODES, type SeededPoint } from '../score/fitness';
-import { exitWithError, fmtInterval, fmtLoss, fmtSigned, progress, table } from '../core/output';
+import { counted, exitWithError, fmtInterval, fmtLoss, fmtSigned, progress, table } from '../core/output';
 import { repoRoot } from '../core/paths';
 import type { SizePoint } from '../contract';
 
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   for (const c of CONTROLS) {
     const text = fs.readFileSync(path.join(repoRoot, 'test', 'fixtures', 'controls', c.file), 'utf8');
     const block = text.includes('EVOLVE-BLOCK-START') ? extractBlock(text, c.file) : text;
-    progress(`training ${c.label} (and the baseline, once) on ${settings.profile}: ${settings.sizes.length} sizes × ${settings.seeds.length} seeds …`);
+    progress(`training ${c.label} (and the baseline, once) on ${settings.profile}: ${counted(settings.sizes.length, 'size')} × ${counted(settings.seeds.length, 'seed')} …`);
     results.push({ label: c.label, r: await evaluateProgram(makeProgram(framework, block), settings, { data }) });
   }
   const base = seeded(results[0].r.baseline.points);

@@ -1,12 +1,7 @@
 // What the Web UI shows for a run and its iterations: each iteration's fixed summary (set when it
 // starts) and the live "current details" of both workflows. Text only; deterministic code.
 import type { IterationInput, IterationRecord, RunSummary } from '../contract';
-import { fmtInterval, fmtSigned } from '../core/output';
-
-/** "1 seed", "5 seeds". */
-export function counted(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`;
-}
+import { counted, fmtInterval, fmtSigned } from '../core/output';
 
 function shortHash(hash: string | null): string {
   return hash ? hash.slice(0, 8) : '—';

@@ -18,7 +18,8 @@ import {
 import { addTotals, emptyTotals, type UsageTotals } from '../propose/llm/ledger';
 import { controlActivities } from './activities';
 import { failedWithUsage, usageOfFailure, USAGE_OF_FAILED_ITERATIONS } from './failures';
-import { counted, iterationOutcome } from './details';
+import { iterationOutcome } from './details';
+import { counted } from '../core/output';
 
 /** The patch that cancels a failed candidate's other trainings (runs recorded before it did not). */
 export const CANCEL_SIBLING_TRAININGS = 'cancel-sibling-trainings';

@@ -8,7 +8,7 @@ import { DEFAULT_FITNESS } from '../../score/select';
 import { FITNESS_MODES } from '../../score/fitness';
 import { parseSeeds } from '../../config/run-settings';
 import type { FitnessMode, SizePoint } from '../../contract';
-import { fmtInt, fmtInterval, fmtLoss, fmtSigned, LiveBlock, progress, table, TrainingBoard, trainingBars } from '../../core/output';
+import { counted, fmtInt, fmtInterval, fmtLoss, fmtSigned, LiveBlock, progress, table, TrainingBoard, trainingBars } from '../../core/output';
 import type { CommandSpec } from '../spec';
 import { frameworkOption, jsonOption, profileOption } from './options';
 
@@ -101,7 +101,7 @@ export const evaluate: CommandSpec = {
     const baselineHash = baselineProgram(framework).hash;
     if (!o.json) {
       const programs = program.hash === baselineHash ? 'the baseline' : 'the program and the baseline';
-      progress(`evaluating ${framework} program ${program.hash} on the ${settings.profile} profile: ${programs} × ${settings.sizes.length} sizes × ${settings.seeds.length} seeds × ${fmtInt(settings.training.steps)} steps, ${os.cpus().length} at a time (cached trainings are reused)`);
+      progress(`evaluating ${framework} program ${program.hash} on the ${settings.profile} profile: ${programs} × ${counted(settings.sizes.length, 'size')} × ${counted(settings.seeds.length, 'seed')} × ${fmtInt(settings.training.steps)} steps, ${os.cpus().length} at a time (cached trainings are reused)`);
     }
     const bars = process.stderr.isTTY ? new LiveBlock(process.stderr) : null;
     const board = new TrainingBoard();
