@@ -26,14 +26,20 @@ function probe(python: string): { ok: boolean; version?: string; why: string } {
 }
 
 let found: TorchPython | undefined;
+/** EVOSCALE_PYTHON interpreters that passed the probe: every training asks, and importing torch takes seconds. */
+const probed = new Map<string, TorchPython>();
 
 /** The interpreter to run the engine with; a one-line EvoError when none imports a recent enough torch. */
 export function findTorchPython(env: NodeJS.ProcessEnv = process.env): TorchPython {
   const chosen = env.EVOSCALE_PYTHON?.trim();
   if (chosen) {
+    const known = probed.get(chosen);
+    if (known) return known;
     const r = probe(chosen);
     if (!r.ok) throw new EvoError(`EVOSCALE_PYTHON=${chosen}: ${r.why}`, 'NO_TORCH');
-    return { python: chosen, torchVersion: r.version! };
+    const python = { python: chosen, torchVersion: r.version! };
+    probed.set(chosen, python);
+    return python;
   }
   if (found) return found;
   const reasons: string[] = [];
