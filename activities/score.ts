@@ -1,7 +1,8 @@
 // Scoring and selection: the candidate's trainings become per-size points, scored against the run's
 // baseline with seed-bootstrap intervals, then accepted only when clearly better than its parent.
 import { writeIterationRecord } from '../archive';
-import { scoreAgainstBaseline, selectAgainstParent, sizePoints } from '../score/select';
+import { pointsForSeeds, scoreAgainstBaseline, selectAgainstParent, sizePoints, stopEarly } from '../score/select';
+import { earlyStopAfter } from '../score/early-stop';
 import type { IterationRecord, RunSettings, SeedRun, SizePoint } from '../contract';
 import { underFailureRule } from './errors';
 
@@ -30,6 +31,35 @@ export async function scoreCandidate(input: ScoreInput): Promise<IterationRecord
       points,
       ...score,
       ...(selection ? { vsParent: selection.vsParent, decision: selection.decision } : { decision: 'the baseline: every candidate is scored against it' }),
+    };
+    writeIterationRecord(input.runId, record);
+    return record;
+  });
+}
+
+/**
+ * Sequential evaluation: the candidate after its first seeds (`input.runs` holds only those). One
+ * worse than its parent on each of them is recorded rejected, scored on those seeds, and returned;
+ * null means it trains its other seeds.
+ */
+export async function scoreFirstSeeds(input: ScoreInput & { seeds: number[] }): Promise<IterationRecord | null> {
+  return underFailureRule(async () => {
+    const { settings, seeds } = input;
+    const ev = settings.evaluator;
+    const rule = earlyStopAfter(settings.fitness, ev.seeds.length);
+    if (!input.baselinePoints || !rule) return null;
+    const points = sizePoints(input.runs, ev.sizes.map((s) => s.name), seeds);
+    const base = pointsForSeeds(input.baselinePoints, seeds);
+    const parent = pointsForSeeds(input.parentPoints ?? input.baselinePoints, seeds);
+    const check = stopEarly(points, parent, base, ev.fitAxis, settings.fitness, ev.seeds.length, rule.preserving);
+    if (!check.stop) return null;
+    const record: IterationRecord = {
+      ...input.record,
+      status: 'rejected',
+      points,
+      ...scoreAgainstBaseline(points, base, ev.fitAxis, settings.fitness),
+      vsParent: check.vsParent,
+      decision: check.decision,
     };
     writeIterationRecord(input.runId, record);
     return record;

@@ -140,6 +140,7 @@ function resolveRunConfig(cfg: RunConfigFile, configPath: string, overrides: Con
       level: cfg.fitness.confidence ?? base.fitness.level,
       margin: cfg.fitness.margin ?? base.fitness.margin,
       resamples: cfg.fitness.resamples ?? base.fitness.resamples,
+      earlyStop: cfg.fitness.early_stop === false ? 0 : (cfg.fitness.early_stop ?? base.fitness.earlyStop),
     },
     validation: { timeMultiple: cfg.validation.time_multiple, wallTimeoutS: cfg.validation.wall_timeout_s },
     screen: { enabled: cfg.validation.screen.enabled, steps: cfg.validation.screen.steps ?? base.screen.steps, margin: cfg.validation.screen.margin },

@@ -155,6 +155,9 @@ const FitnessSchema = z
     confidence: z.number().gt(0.5).lt(1).optional(),
     margin: z.number().nonnegative().optional(),
     resamples: positiveInt.min(100).max(100_000).optional(),
+    early_stop: z
+      .union([z.literal('auto'), z.literal(false), nonNegativeInt], { errorMap: () => ({ message: 'must be auto, false or a seed count' }) })
+      .optional(),
   })
   .strict();
 

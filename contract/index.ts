@@ -203,6 +203,12 @@ export interface FitnessSettings {
   margin: number;
   /** Seed resamples per bootstrap. */
   resamples: number;
+  /**
+   * Sequential evaluation: after this many seeds, a candidate worse than its parent on each of them
+   * stops (score/early-stop.ts). `auto`: the fewest seeds at which stopping cannot overturn the
+   * decision; 0: off. Absent in runs started before it existed (off).
+   */
+  earlyStop?: 'auto' | number;
 }
 
 export interface RunSettings {

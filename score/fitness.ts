@@ -102,6 +102,16 @@ export function bootstrapDifference(
   });
 }
 
+/** fitness(cand) − fitness(parent) on each seed alone, in seed order: what sequential evaluation reads. */
+export function seedDifferences(mode: FitnessMode, cand: SeededPoint[], parent: SeededPoint[], base: SeededPoint[]): number[] {
+  checkMode(mode);
+  const n = checkPaired([['baseline', base], ['candidate', cand], ['parent', parent]]);
+  return identity(n).map((k) => {
+    const b = seedMeans(base, [k]);
+    return statistic(mode, seedMeans(cand, [k]), b, ` (seed ${k + 1})`) - statistic(mode, seedMeans(parent, [k]), b, ` (seed ${k + 1})`);
+  });
+}
+
 /** The seed's fitness −b of one program's fit, with a seed-resampling interval (degenerate with one seed). */
 export function bootstrapSlope(cand: SeededPoint[], opts: BootstrapOptions = {}): Interval {
   const n = checkPaired([['candidate', cand]]);

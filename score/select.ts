@@ -3,10 +3,11 @@
 import type { FitAxis, FitnessInterval, FitnessSettings, FitSummary, SeedRun, SizePoint } from '../contract';
 import { EvoError } from '../core/errors';
 import { fitPoints } from './scaling';
-import { bootstrapFitness, bootstrapSlope, decide, type SeededPoint } from './fitness';
+import { bootstrapFitness, bootstrapSlope, decide, describeInterval, seedDifferences, type SeededPoint } from './fitness';
+import { fmtSigned } from '../core/output';
 
 /** Fitness settings when a run or a command gives none; README explains the choice of mode. */
-export const DEFAULT_FITNESS: FitnessSettings = { mode: 'loss_delta', level: 0.95, margin: 0, resamples: 2000 };
+export const DEFAULT_FITNESS: FitnessSettings = { mode: 'loss_delta', level: 0.95, margin: 0, resamples: 2000, earlyStop: 'auto' };
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -33,6 +34,18 @@ export function sizePoints(runs: SeedRun[], sizes: string[], seeds: number[]): S
       msPerStep: mean(bySeed.map((r) => r.msPerStep)),
       peakBytes: mean(bySeed.map((r) => r.peakBytes)),
     };
+  });
+}
+
+/** Points cut to some of their seeds (in the order given), e.g. the parent's for a candidate's first seeds. */
+export function pointsForSeeds(points: SizePoint[], seeds: number[]): SizePoint[] {
+  return points.map((p) => {
+    const pick = seeds.map((seed) => {
+      const k = p.seeds.indexOf(seed);
+      if (k < 0) throw new EvoError(`size ${p.size} has no training with seed ${seed} (it has ${p.seeds.join(', ')})`, 'FIT');
+      return p.valLossBySeed[k];
+    });
+    return { ...p, seeds: [...seeds], valLossBySeed: pick, valLoss: mean(pick) };
   });
 }
 
@@ -80,4 +93,29 @@ export function selectAgainstParent(cand: SizePoint[], parent: SizePoint[], base
     margin: settings.margin,
   });
   return { accept: d.accept, vsParent: d.delta, decision: d.reason };
+}
+
+/**
+ * Sequential evaluation after the candidate's first seeds (score/early-stop.ts): it stops when it is
+ * worse than its parent on each of them, with the reason in words; otherwise it trains on.
+ * `preserving`: the stop provably gives the decision all seeds would have (the `auto` count in loss_delta).
+ */
+export function stopEarly(
+  cand: SizePoint[],
+  parent: SizePoint[],
+  base: SizePoint[],
+  axis: FitAxis,
+  settings: FitnessSettings,
+  allSeeds: number,
+  preserving: boolean,
+): Selection & { stop: boolean } {
+  const perSeed = seedDifferences(settings.mode, seeded(cand, axis), seeded(parent, axis), seeded(base, axis));
+  const sel = selectAgainstParent(cand, parent, base, axis, settings);
+  const stop = perSeed.every((d) => d < 0);
+  const k = perSeed.length;
+  const why = preserving ? 'so the other seeds could not lift its interval above 0' : `the configured early stop (fitness.early_stop: ${k})`;
+  const decision = stop
+    ? `stopped after ${k} of ${allSeeds} seeds, worse than the parent on each (${perSeed.map((d) => fmtSigned(d)).join(', ')}); ${why}: Δ ${describeInterval(sel.vsParent)} over those seeds (${settings.mode})`
+    : sel.decision;
+  return { ...sel, accept: false, stop, decision };
 }

@@ -238,11 +238,11 @@ describe('seeds and the fitness', () => {
     const counted = loadRunConfig(write('seeds.yaml', MINIMAL.replace('    batch_size: 4', '    batch_size: 4\n    seed: 7').replace('evaluator:\n', 'evaluator:\n  seeds: 3\n')));
     assert.deepEqual(counted.evaluator.seeds, [7, 8, 9]);
     assert.equal(counted.seed, 7, "the run's own seed is the first training seed");
-    assert.deepEqual(counted.fitness, { mode: 'loss_delta', level: 0.95, margin: 0, resamples: 2000 });
+    assert.deepEqual(counted.fitness, { mode: 'loss_delta', level: 0.95, margin: 0, resamples: 2000, earlyStop: 'auto' });
 
-    const listed = loadRunConfig(write('list.yaml', `${MINIMAL.replace('evaluator:\n', 'evaluator:\n  seeds: [3, 11]\n')}fitness:\n  mode: param_multiplier\n  confidence: 0.9\n  margin: 0.01\n`));
+    const listed = loadRunConfig(write('list.yaml', `${MINIMAL.replace('evaluator:\n', 'evaluator:\n  seeds: [3, 11]\n')}fitness:\n  mode: param_multiplier\n  confidence: 0.9\n  margin: 0.01\n  early_stop: false\n`));
     assert.deepEqual(listed.evaluator.seeds, [3, 11]);
-    assert.deepEqual(listed.fitness, { mode: 'param_multiplier', level: 0.9, margin: 0.01, resamples: 2000 });
+    assert.deepEqual(listed.fitness, { mode: 'param_multiplier', level: 0.9, margin: 0.01, resamples: 2000, earlyStop: 0 });
   });
 
   test('repeated seeds, an unknown mode and an impossible confidence are one line naming the key and its line', () => {
@@ -252,5 +252,7 @@ describe('seeds and the fitness', () => {
     assert.match(configError(write('mode.yaml', mode)).message, new RegExp(`mode\\.yaml:${lineOf(mode, 'vibes')}: "fitness\\.mode"`));
     const level = `${MINIMAL}fitness:\n  confidence: 1.5\n`;
     assert.match(configError(write('level.yaml', level)).message, new RegExp(`level\\.yaml:${lineOf(level, 'confidence')}: "fitness\\.confidence"`));
+    const early = `${MINIMAL}fitness:\n  early_stop: soon\n`;
+    assert.match(configError(write('early.yaml', early)).message, new RegExp(`early\\.yaml:${lineOf(early, 'soon')}: "fitness\\.early_stop": must be auto, false or a seed count`));
   });
 });

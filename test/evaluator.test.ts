@@ -20,7 +20,7 @@ before(() => {
 });
 after(() => fs.rmSync(home, { recursive: true, force: true }));
 
-// Three of smoke's five seeds keep the suite short; the README's measurements use all five.
+// Three of smoke's seeds keep the suite short; the README's measurements use them all.
 const smoke = { ...profileSettings('smoke'), seeds: profileSettings('smoke').seeds.slice(0, 3) };
 
 for (const framework of FRAMEWORKS) {

@@ -12,7 +12,10 @@ import {
   decide,
   describeInterval,
   fitnessOf,
+  seedDifferences,
 } from '../score/fitness';
+import { decisionPreservingSeeds, earlyStopAfter } from '../score/early-stop';
+import { mulberry32 } from '../core/random';
 
 const A = 7.5;
 const B = -0.25;
@@ -239,4 +242,50 @@ test('param_multiplier refuses a baseline whose loss does not fall with size (b 
   }
   // The other relative modes have no exchange rate to invert and still score a flat baseline.
   assert.equal(fitnessOf('loss_delta', flat, flat), 0);
+});
+
+test('sequential evaluation: the decision-preserving seed count, and what each setting turns on', () => {
+  // (k/S)^S ≥ 1 − level: 5 seeds → 3 (0.6^5 = 0.078; 0.4^5 = 0.010), 6 → 4, 4 → 2, 3 → 2; 2 seeds leave nothing to save.
+  assert.deepEqual([2, 3, 4, 5, 6, 8, 10].map((s) => decisionPreservingSeeds(s, 0.95)), [null, 2, 2, 3, 4, 6, 8]);
+  assert.equal(decisionPreservingSeeds(5, 0.99), 2, 'a stricter level lowers the bound, so fewer worse seeds already sink it (0.4^5 = 0.0102 ≥ 0.01)');
+  const f = { mode: 'loss_delta' as const, level: 0.95 };
+  assert.deepEqual(earlyStopAfter({ ...f, earlyStop: 'auto' }, 5), { after: 3, preserving: true });
+  assert.deepEqual(earlyStopAfter({ ...f, earlyStop: 2 }, 5), { after: 2, preserving: false });
+  assert.deepEqual(earlyStopAfter({ ...f, earlyStop: 4 }, 5), { after: 4, preserving: true });
+  assert.equal(earlyStopAfter({ ...f, earlyStop: 'auto' }, 1), null, 'one seed: nothing to stop early');
+  assert.equal(earlyStopAfter({ ...f, earlyStop: 5 }, 5), null);
+  assert.equal(earlyStopAfter({ ...f, earlyStop: 0 }, 5), null);
+  assert.equal(earlyStopAfter({ ...f, earlyStop: undefined }, 5), null, 'runs started before early stopping: off');
+  assert.equal(earlyStopAfter({ mode: 'param_multiplier', level: 0.95, earlyStop: 'auto' }, 5), null, 'not proven for a statistic that is not a mean over seeds');
+});
+
+test('seed differences: fitness(candidate) − fitness(parent) on each seed alone', () => {
+  const base = program((lnN, k) => A + B * lnN + CANCELLING[k], 4);
+  const parent = program((lnN, k) => A + B * lnN + CANCELLING[k] - 0.01, 4);
+  const cand = program((lnN, k) => A + B * lnN + CANCELLING[k] - 0.01 + [0.02, -0.03, 0.04, -0.05][k], 4);
+  const d = seedDifferences('loss_delta', cand, parent, base);
+  [-0.02, 0.03, -0.04, 0.05].forEach((x, k) => assert.ok(Math.abs(d[k] - x) < 1e-12, `seed ${k}: ${d[k]}`));
+  assert.deepEqual(seedDifferences('loss_delta', parent, parent, base), [0, 0, 0, 0]);
+});
+
+test('sequential evaluation never overturns a decision: whenever a candidate is worse than its parent on each of its first K seeds, all S seeds reject it too', () => {
+  const rand = mulberry32(7);
+  let stops = 0;
+  for (const seeds of [3, 4, 5, 6]) {
+    const k = decisionPreservingSeeds(seeds, 0.95)!;
+    for (let trial = 0; trial < 300; trial++) {
+      // A candidate around its parent with per-seed noise, sometimes better on average.
+      const shift = (rand() - 0.3) * 0.02;
+      const noise = Array.from({ length: seeds }, () => (rand() - 0.5) * 0.04);
+      const base = program((lnN, s, i) => A + B * lnN + jitter(i, s, 1) * 0.02, seeds);
+      const parent = program((lnN, s, i) => A + B * lnN + jitter(i, s, 2) * 0.02, seeds);
+      const cand = program((lnN, s, i) => A + B * lnN + jitter(i, s, 2) * 0.02 - shift + noise[s], seeds);
+      const firstK = (p: SeededPoint[]) => p.map((x) => ({ ...x, lossBySeed: x.lossBySeed.slice(0, k) }));
+      if (!seedDifferences('loss_delta', firstK(cand), firstK(parent), firstK(base)).every((x) => x < 0)) continue;
+      stops++;
+      const all = decide('loss_delta', cand, parent, base);
+      assert.equal(all.accept, false, `${seeds} seeds, trial ${trial}: stopped after ${k}, but all seeds accept: ${all.reason}`);
+    }
+  }
+  assert.ok(stops > 100, `the rule fired ${stops} times`);
 });

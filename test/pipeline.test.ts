@@ -157,6 +157,41 @@ test('the cheap screen refuses a candidate worse than the baseline at the smalle
   assert.equal(same.screen?.valLoss, same.screen?.baselineValLoss);
 });
 
+test('sequential evaluation: a candidate worse than its parent on each of its first seeds stops there; one that is not trains every seed', async () => {
+  useFolders('early-stop');
+  const candidates = path.join(scratch, 'early-stop', 'candidates');
+  fs.mkdirSync(candidates, { recursive: true });
+  fs.writeFileSync(path.join(candidates, '01-causal-mean.ts'), controlBlock('causal-mean'));
+  const baseline = fs.readFileSync(path.join(repoRoot, 'frameworks', 'coefficient_dynamics.ts'), 'utf8');
+  fs.writeFileSync(path.join(candidates, '02-baseline-renamed.ts'), baseline.replace('// EVOLVE-BLOCK-START\n', '// EVOLVE-BLOCK-START\n// the baseline, restated\n'));
+  const settings = microSettings({ iterations: 2, mutation: { provider: 'files', dir: candidates, maxAttempts: 1 } });
+  // Micro sizes where attention matters: copying segments in the data and 100 steps, so the causal
+  // mean is worse than softmax on every seed. Three seeds: `auto` stops after 2.
+  const ev = settings.evaluator;
+  ev.seeds = [1234, 1235, 1236];
+  ev.sizes = ev.sizes.slice(1);
+  ev.training = { ...ev.training, steps: 100, batchSize: 16, warmupSteps: 10, evalEvery: 100, checkpointEvery: 50 };
+  ev.data = { ...ev.data, copySegments: { fraction: 0.25, period: 2, length: 16, symbols: 16 } };
+  const id = 'evo-test-early-stop';
+  const { summary, trainings } = await withWorkers(async (client) => {
+    const summary = await resultOf(await startEvolution(client, settings, id));
+    const count = async (i: number) => completedActivities(await historyOf(client, `${id}/iter-00${i}`)).filter((a) => a.type === 'trainSize').length;
+    return { summary, trainings: [await count(0), await count(1), await count(2)] };
+  });
+  const [base, worse, same] = summary.iterations;
+  assert.deepEqual(trainings, [6, 4, 6], `the baseline and the equal candidate train 2 sizes × 3 seeds; the worse one 2 × 2 (${worse.decision})`);
+  assert.equal(base.status, 'accepted');
+  assert.equal(worse.status, 'rejected');
+  assert.match(worse.decision ?? '', /^stopped after 2 of 3 seeds, worse than the parent on each \(−[0-9.]+, −[0-9.]+\); so the other seeds could not lift its interval above 0/);
+  assert.ok(worse.points.every((p) => p.seeds.join() === '1234,1235' && p.valLossBySeed.length === 2));
+  assert.ok(worse.vsParent && worse.vsParent.hi < 0 && worse.fitness! < 0);
+  assert.equal(same.status, 'rejected', 'the same function is never better than its parent');
+  assert.match(same.decision ?? '', /^not distinguishable from the parent/);
+  assert.ok(same.points.every((p) => p.valLossBySeed.length === 3));
+  const archived = JSON.parse(fs.readFileSync(path.join(process.env.EVOSCALE_RUNS_DIR!, id, 'summary.json'), 'utf8')) as RunSummary;
+  assert.equal(archived.iterations[1].decision, worse.decision);
+});
+
 /** SIGKILLs the device worker mid-training, on tfjs or on the torch engine (EVOSCALE_ENGINE, which the worker hands its trainings). */
 async function killMidTraining(t: TestContext, engine: 'tfjs' | 'torch'): Promise<void> {
   const { home } = useFolders(`kill-${engine}`);

@@ -5,6 +5,7 @@ import { ApplicationFailure, CancellationScope, proxyActivities, ActivityFailure
 import type * as training from '../activities/train';
 import type { ValidationOutcome } from '../activities/validate';
 import { screenEvaluator } from '../evaluator/profiles';
+import { earlyStopAfter } from '../score/early-stop';
 import {
   CANDIDATE_FAILED,
   TRAIN_QUEUE,
@@ -23,6 +24,8 @@ import { counted } from '../core/output';
 
 /** The patch that cancels a failed candidate's other trainings (runs recorded before it did not). */
 export const CANCEL_SIBLING_TRAININGS = 'cancel-sibling-trainings';
+/** The patch that trains a candidate's first seeds, then the rest only if it is not clearly worse. */
+export const EARLY_STOP = 'early-stop-after-first-seeds';
 
 function candidateFailed(err: unknown): err is ActivityFailure & { cause: ApplicationFailure } {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === CANDIDATE_FAILED;
@@ -122,6 +125,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
       summary: `${what} ${size.name} (~${fmtParams(approxParams(size.dModel, size.nLayers))} params), seed ${seed}, ${evaluator.training.steps} steps`,
     }).trainSize({ runId, framework: settings.framework, programHash: hash, size, seed, evaluator, data: input.data });
   let runs: SeedRun[];
+  let stopped: IterationRecord | null = null;
   try {
     if (input.iteration > 0 && settings.screen.enabled && input.baselineHash) {
       // The cheap screen filters; only the full-length training below gives the fitness.
@@ -136,8 +140,29 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
       }
     }
     // Every size with every seed at once: the training queue spreads them over the device workers.
+    // With sequential evaluation the first seeds train first, and a candidate worse than its parent
+    // on each of them stops there (score/early-stop.ts).
     setCurrentDetails(`${label}: training ${candidate.description} at ${counted(ev.sizes.length, 'size')} × ${counted(ev.seeds.length, 'seed')}`);
-    const trainAll = () => Promise.all(ev.seeds.flatMap((seed) => ev.sizes.map((size) => train(programHash, size, seed, ev, 'train'))));
+    const trainSeeds = (seeds: number[]) => Promise.all(seeds.flatMap((seed) => ev.sizes.map((size) => train(programHash, size, seed, ev, 'train'))));
+    const rule = input.iteration > 0 && input.baselinePoints ? earlyStopAfter(settings.fitness, ev.seeds.length) : null;
+    const trainAll = async (): Promise<SeedRun[]> => {
+      if (rule === null || !patched(EARLY_STOP)) return trainSeeds(ev.seeds);
+      const first = ev.seeds.slice(0, rule.after);
+      setCurrentDetails(`${label}: training ${candidate.description} at ${counted(ev.sizes.length, 'size')} × the first ${counted(first.length, 'seed')} of ${ev.seeds.length}`);
+      const runs = await trainSeeds(first);
+      stopped = await controlActivities(`${label}: check after ${counted(first.length, 'seed')}`).scoreFirstSeeds({
+        runId,
+        record,
+        runs,
+        seeds: first,
+        settings,
+        baselinePoints: input.baselinePoints,
+        parentPoints: input.parentPoints,
+      });
+      if (stopped) return runs;
+      setCurrentDetails(`${label}: training ${candidate.description} at ${counted(ev.sizes.length, 'size')} × the other ${counted(ev.seeds.length - first.length, 'seed')}`);
+      return [...runs, ...(await trainSeeds(ev.seeds.slice(rule.after)))];
+    };
     runs = !patched(CANCEL_SIBLING_TRAININGS)
       ? await trainAll()
       : await CancellationScope.cancellable(async () => {
@@ -159,6 +184,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
     }
     throw err;
   }
+  if (stopped) return stopped;
   return controlActivities(`${label}: score and select`).scoreCandidate({
     runId,
     record,
