@@ -90,3 +90,34 @@ export function nativeBackendInstalled(): boolean {
   }
   return false;
 }
+
+/**
+ * Tensor bytes per logit (batch × tokens × vocabulary) at the peak of a tfjs training step: the
+ * logits, their softmax and gradients, in several copies. Measured: the full profile's d96-L4-H4 at
+ * batch 16 × 128 tokens × 16,384 ids peaked at 2,104 MiB, 66 bytes a logit; at batch 32 the wasm
+ * heap aborted.
+ */
+const TFJS_BYTES_PER_LOGIT = 66;
+/** What a tfjs-wasm heap holds in practice: wasm32 addresses 4 GiB, and allocations fail before that. */
+const WASM_HEAP_BYTES = 3 * 2 ** 30;
+
+/**
+ * Why tfjs on wasm cannot train this shape (one line naming the fix), or null when it fits. The
+ * check runs before a training starts: past the heap, wasm fails with "memory access out of bounds"
+ * or "Aborted()" midway, which says nothing about the cause.
+ */
+export function wasmCapacityProblem(size: string, batch: number, seqLen: number, vocab: number): string | null {
+  const bytes = TFJS_BYTES_PER_LOGIT * batch * seqLen * vocab;
+  if (bytes <= WASM_HEAP_BYTES) return null;
+  const gib = (x: number) => (x / 2 ** 30).toFixed(1);
+  return (
+    `tfjs on wasm cannot train ${size} at batch ${batch} × ${seqLen} tokens × ${vocab.toLocaleString('en-US')} ids: a step needs about ` +
+    `${gib(bytes)} GiB of tensors and the wasm heap holds ${gib(WASM_HEAP_BYTES)} GiB; train this profile on the torch engine (EVOSCALE_ENGINE=torch) or a native tfjs backend`
+  );
+}
+
+/** Whether a training in this process tree would run tfjs on wasm (no native backend, and `auto` or `wasm` chosen). */
+export function trainsOnWasm(backendChoice: string | undefined): boolean {
+  const choice = parseBackendChoice(backendChoice);
+  return !nativeBackendInstalled() && (choice === 'auto' || choice === 'wasm');
+}

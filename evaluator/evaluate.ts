@@ -10,7 +10,7 @@ import { baselineProgram, hashText, type Program } from '../core/program';
 import { readJsonIfExists, writeJsonAtomic } from '../core/atomic-file';
 import { runInSandbox } from '../sandbox/run';
 import { EvoError } from '../core/errors';
-import { nativeBackendInstalled } from './backend';
+import { nativeBackendInstalled, trainsOnWasm, wasmCapacityProblem } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
 import { DEFAULT_FITNESS, scoreAgainstBaseline, sizePoints, type Score } from '../score/select';
 import type { EvaluatorSettings, FitnessSettings, SeedRun, SizePoint, SizeSpec } from '../contract';
@@ -151,6 +151,9 @@ export async function trainSize(
     removeTrainingFiles(key);
     return seedResult(size, seed, result, false);
   }
+  // A shape past the wasm heap is the profile's problem, not the candidate's: say so before training.
+  const tooBig = trainsOnWasm(opts.env?.EVOSCALE_BACKEND ?? process.env.EVOSCALE_BACKEND) && wasmCapacityProblem(size.name, settings.training.batchSize, settings.seqLen, data.vocabSize);
+  if (tooBig) throw new EvoError(tooBig, 'WASM_HEAP');
   const native = nativeBackendInstalled();
   const scratchDir = path.join(dir, 'scratch');
   let result: TrainResult;

@@ -12,7 +12,7 @@ import { assertFramework, baselineProgram } from '../core/program';
 import { profileSettings } from '../evaluator/profiles';
 import { prepareData } from '../evaluator/data/prepare';
 import { trainOneSize } from '../evaluator/train';
-import { initBackend } from '../evaluator/backend';
+import { initBackend, wasmCapacityProblem } from '../evaluator/backend';
 import { storeGraph, traceProgram } from '../trace';
 import { enginePackageDir, findTorchPython } from '../engine/python';
 import { EvoError } from '../core/errors';
@@ -22,7 +22,7 @@ interface TorchBench {
   device: string;
   torch: string;
   matmulFlops: number;
-  sizes: { name: string; engineMs: number; plainMs: number }[];
+  sizes: { name: string; engineMs: number; plainMs: number; params: { nonEmbedding: number } }[];
 }
 
 /** FLOPs of one training step: 6 per parameter per token (head included), plus the T² attention products. */
@@ -63,7 +63,14 @@ async function main(): Promise<void> {
     const backend = await initBackend();
     const tfjsRate = tfjsMatmulFlops(512);
     const tfjs = new Map<string, { ms: number; nonEmbedding: number }>();
+    const tfjsSkipped = new Map<string, string>();
     for (const s of settings.sizes) {
+      const tooBig = backend.name === 'wasm' ? wasmCapacityProblem(s.name, B, T, data.vocabSize) : null;
+      if (tooBig) {
+        progress(`tfjs-${backend.name}: ${s.name} skipped: ${tooBig}`);
+        tfjsSkipped.set(s.name, 'does not fit the wasm heap');
+        continue;
+      }
       progress(`tfjs-${backend.name}: ${s.name}, ${steps} steps…`);
       const r = await trainOneSize({ block: program.block, model: model(s), training, seed: 1234, trainPath: data.trainPath, valPath: data.valPath, checkpointPath: path.join(work, `${s.name}.ckpt`) });
       tfjs.set(s.name, { ms: r.msPerStep, nonEmbedding: r.params.nonEmbedding });
@@ -95,11 +102,12 @@ async function main(): Promise<void> {
 
     const rows: string[][] = [];
     for (const s of settings.sizes) {
-      const t = tfjs.get(s.name)!;
-      const flops = stepFlops(t.nonEmbedding, data.vocabSize, s.dModel, s.nLayers, B, T);
-      const fmt = (ms: number, rate: number) => [ms.toFixed(1), Math.round((B * T * 1000) / ms).toLocaleString('en-US'), `${((flops / (ms / 1000) / rate) * 100).toFixed(1)}%`];
-      rows.push([s.name, `tfjs-${backend.name}`, ...fmt(t.ms, tfjsRate), '—']);
+      const t = tfjs.get(s.name);
       const e = torch?.sizes.find((x) => x.name === s.name);
+      const nonEmbedding = t?.nonEmbedding ?? e?.params.nonEmbedding ?? 0;
+      const flops = stepFlops(nonEmbedding, data.vocabSize, s.dModel, s.nLayers, B, T);
+      const fmt = (ms: number, rate: number) => [ms.toFixed(1), Math.round((B * T * 1000) / ms).toLocaleString('en-US'), `${((flops / (ms / 1000) / rate) * 100).toFixed(1)}%`];
+      rows.push(t ? [s.name, `tfjs-${backend.name}`, ...fmt(t.ms, tfjsRate), '—'] : [s.name, `tfjs-${backend.name}`, tfjsSkipped.get(s.name)!, '', '', '']);
       if (torch && e) rows.push([s.name, `torch-${torch.device}`, ...fmt(e.engineMs, torch.matmulFlops), (e.engineMs / e.plainMs).toFixed(2)]);
     }
     console.log(`${settings.profile} profile, ${program.framework} baseline, batch ${B} × ${T} tokens, ${steps} steps per measurement (ms/step excludes evaluation)`);

@@ -10,6 +10,7 @@ import { baselineProgram, makeProgram, FRAMEWORKS } from '../core/program';
 import { profileSettings } from '../evaluator/profiles';
 import { evaluateProgram, trainSize, trainingDir, trainingKey } from '../evaluator/evaluate';
 import { prepareData } from '../evaluator/data/prepare';
+import { wasmCapacityProblem } from '../evaluator/backend';
 import { repoRoot } from '../core/paths';
 import { DEFAULT_FITNESS, selectAgainstParent } from '../score/select';
 import { controlBlock, controlPath } from './helpers/controls';
@@ -245,4 +246,17 @@ test('unknown frameworks, profiles and commands are one-line errors that name th
   assert.equal(config.code, 2);
   assert.match(config.stderr, /bad\.yaml:3: unknown key "llm\.temprature"/);
   for (const r of [fw, profile, config]) assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+});
+
+test('a shape past the wasm heap is refused before training, with the fix named: the full profile, and the measured boundary', () => {
+  const full = profileSettings('full');
+  const problem = wasmCapacityProblem('d96-L4-H4', full.training.batchSize, full.seqLen, full.data.vocabSize);
+  assert.match(problem ?? '', /^tfjs on wasm cannot train d96-L4-H4 at batch 64 × 128 tokens × 16,384 ids: a step needs about 8\.3 GiB .*torch engine \(EVOSCALE_ENGINE=torch\)/);
+  // Measured: batch 16 trained (2,104 MiB of tensors at its peak), batch 32 aborted the wasm heap.
+  assert.equal(wasmCapacityProblem('d96-L4-H4', 16, 128, 16_384), null);
+  assert.notEqual(wasmCapacityProblem('d96-L4-H4', 32, 128, 16_384), null);
+  for (const name of ['smoke', 'micro']) {
+    const p = profileSettings(name);
+    assert.equal(wasmCapacityProblem(p.sizes[p.sizes.length - 1].name, p.training.batchSize, p.seqLen, 300), null, name);
+  }
 });
