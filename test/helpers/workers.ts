@@ -9,10 +9,16 @@ import { CONTROL_QUEUE } from '../../contract';
 import { repoRoot } from '../../core/paths';
 import type { TestServer } from './temporal-server';
 
+/** How a test's device worker differs from a plain `--device cpu` one: more flags (`--slots 2`), more environment. */
+export interface DeviceWorkerOptions {
+  args?: string[];
+  env?: Record<string, string>;
+}
+
 /** A device worker process on the server; its stderr lines go to `logs`. */
-export function startDeviceWorker(server: TestServer, logs: string[]): ChildProcess {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'workers', 'device.js'), '--device', 'cpu'], {
-    env: { ...process.env, ...server.env },
+export function startDeviceWorker(server: TestServer, logs: string[], opts: DeviceWorkerOptions = {}): ChildProcess {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'workers', 'device.js'), '--device', 'cpu', ...(opts.args ?? [])], {
+    env: { ...process.env, ...server.env, ...opts.env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   child.stderr!.on('data', (d) => logs.push(String(d)));
@@ -32,6 +38,7 @@ export async function withWorkers<T>(
   bundle: WorkflowBundleWithSourceMap,
   logs: string[],
   body: (client: Client, device: { current: ChildProcess }) => Promise<T>,
+  deviceOptions: DeviceWorkerOptions = {},
 ): Promise<T> {
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   const worker = await Worker.create({
@@ -44,7 +51,7 @@ export async function withWorkers<T>(
   });
   const connection = await server.connect();
   const client = new Client({ connection, namespace: server.namespace });
-  const device = { current: startDeviceWorker(server, logs) };
+  const device = { current: startDeviceWorker(server, logs, deviceOptions) };
   try {
     return await worker.runUntil(body(client, device));
   } finally {
