@@ -2,10 +2,10 @@
 // code, and device workers as child processes (as `evo up` starts them) — for the length of a test body.
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Client } from '@temporalio/client';
+import { Client, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as controlActivities from '../../activities/control';
-import { CONTROL_QUEUE } from '../../contract';
+import { CONTROL_QUEUE, type RunSummary } from '../../contract';
 import { repoRoot } from '../../core/paths';
 import type { TestServer } from './temporal-server';
 
@@ -23,6 +23,17 @@ export function startDeviceWorker(server: TestServer, logs: string[], opts: Devi
   });
   child.stderr!.on('data', (d) => logs.push(String(d)));
   return child;
+}
+
+/** A run's summary, or an error whose message holds the failure's chain of causes and the workers' last log lines. */
+export async function summaryOf(handle: WorkflowHandle, logs: string[] = []): Promise<RunSummary> {
+  try {
+    return (await handle.result()) as RunSummary;
+  } catch (err) {
+    const chain: string[] = [];
+    for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) chain.push(e.message);
+    throw new Error(`${chain.join(' ← ')}\n${logs.slice(-30).join('')}`);
+  }
 }
 
 export async function stopProcess(child: ChildProcess): Promise<void> {
