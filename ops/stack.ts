@@ -90,6 +90,8 @@ function startWorker(name: string, script: string, args: string[]): WorkerProces
 
 export interface UpOptions {
   devices: string[];
+  /** Trainings each device worker runs at once on its device (default 1). */
+  slots?: number;
   log: (line: string) => void;
 }
 
@@ -112,7 +114,7 @@ export async function stackUp(opts: UpOptions): Promise<StackStatus> {
     server = { running: true, address: h.address, uiUrl: h.uiUrl };
   }
   const workers = [startWorker('control', CONTROL_SCRIPT, [])];
-  for (const { name, device } of deviceWorkerNames(opts.devices)) workers.push(startWorker(name, DEVICE_SCRIPT, ['--device', device]));
+  for (const { name, device } of deviceWorkerNames(opts.devices)) workers.push(startWorker(name, DEVICE_SCRIPT, ['--device', device, '--slots', String(opts.slots ?? 1)]));
   return { server, workers };
 }
 

@@ -13,7 +13,7 @@ import { LiveBlock, TrainingBoard, trainingBars, type TrainingBar } from '../cor
 const EXPECTED: Record<string, string[]> = {
   evaluate: ['framework', 'program', 'profile', 'json', 'corpus', 'vocab-size', 'seeds', 'fitness'],
   validate: ['framework', 'program', 'profile', 'json'],
-  up: ['devices'],
+  up: ['devices', 'slots'],
   down: [],
   start: ['framework', 'config', 'profile', 'iterations', 'seed', 'wait'],
   status: [],

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
-import { Client, type WorkflowHandle } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as controlActivities from '../activities/control';
 import { activityFailure } from '../activities/errors';
@@ -22,6 +22,7 @@ import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
 import { startServerForRuns, type TestServer } from './helpers/temporal-server';
 import { controlBlock } from './helpers/controls';
+import { summaryOf } from './helpers/workers';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-faults-'));
 
@@ -134,16 +135,6 @@ async function sigterm(child: ChildProcess): Promise<{ code: number | null; sign
   }
 }
 
-async function resultOf(handle: WorkflowHandle): Promise<RunSummary> {
-  try {
-    return (await handle.result()) as RunSummary;
-  } catch (err) {
-    const chain: string[] = [];
-    for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) chain.push(e.message);
-    throw new Error(`${chain.join(' ← ')}\n${logs.slice(-30).join('')}`);
-  }
-}
-
 /** Completed activities of a workflow, with the attempt that completed and the failure of the attempt before it. */
 async function completedActivities(client: Client, workflowId: string) {
   const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
@@ -189,7 +180,7 @@ function uninterrupted(): Promise<RunSummary> {
     const worker = await Worker.create({ connection: nativeConnection, namespace: server.namespace, taskQueue: CONTROL_QUEUE, workflowBundle: bundle, activities: controlActivities, maxConcurrentActivityTaskExecutions: 2 });
     const device = spawnWorker('device');
     try {
-      return await worker.runUntil(clientFor(async (client) => resultOf(await start(client, settings, 'evo-faults-reference'))));
+      return await worker.runUntil(clientFor(async (client) => summaryOf(await start(client, settings, 'evo-faults-reference'), logs)));
     } finally {
       await sigterm(device);
       await nativeConnection.close();
@@ -219,7 +210,7 @@ test('SIGTERM to the device worker while a size trains: the training is retried 
         }
         const stopped = await sigterm(device);
         device = spawnWorker('device');
-        const summary = await resultOf(handle);
+        const summary = await summaryOf(handle, logs);
         const trainings = (await completedActivities(client, `${id}/iter-000`)).filter((a) => a.type === 'trainSize');
         return { summary, trainings, stopped };
       }),
@@ -256,7 +247,7 @@ test('SIGTERM to the control worker during a validation: a restarted control wor
       }
       const stopped = await sigterm(control);
       control = spawnWorker('control');
-      const summary = await resultOf(handle);
+      const summary = await summaryOf(handle, logs);
       const validations = (await completedActivities(client, `${id}/iter-000`)).filter((a) => a.type === 'validateCandidate');
       return { summary, validations, stopped };
     });

@@ -7,10 +7,12 @@ export const up: CommandSpec = {
   summary: 'start the embedded Temporal server, a control worker and device workers (idempotent)',
   options: [
     { name: 'devices', type: 'string', value: 'auto|cpu,cpu|0,1,…', default: 'auto', description: 'device workers: auto is one per GPU, else one per CPU core; or a list of cpu and GPU indices' },
+    { name: 'slots', type: 'string', value: 'N', default: '1', description: 'trainings each device worker runs at once on its device (small models leave a GPU idle between launches); one fewer after one runs out of GPU memory' },
   ],
   async run(o) {
     const { parseDevices, stackUp } = await import('../../ops/stack');
-    const s = await stackUp({ devices: parseDevices(o.devices as string), log: progress });
+    const { parseSlots } = await import('../../workers/slots');
+    const s = await stackUp({ devices: parseDevices(o.devices as string), slots: parseSlots(o.slots as string), log: progress });
     process.stdout.write(`Temporal  ${s.server.address}${s.server.uiUrl ? `   Web UI ${s.server.uiUrl}` : ''}\n`);
     for (const w of s.workers) process.stdout.write(`${w.name.padEnd(14)} pid ${w.pid}   log ${w.logFile}\n`);
   },

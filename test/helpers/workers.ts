@@ -2,21 +2,38 @@
 // code, and device workers as child processes (as `evo up` starts them) — for the length of a test body.
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Client } from '@temporalio/client';
+import { Client, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as controlActivities from '../../activities/control';
-import { CONTROL_QUEUE } from '../../contract';
+import { CONTROL_QUEUE, type RunSummary } from '../../contract';
 import { repoRoot } from '../../core/paths';
 import type { TestServer } from './temporal-server';
 
+/** How a test's device worker differs from a plain `--device cpu` one: more flags (`--slots 2`), more environment. */
+export interface DeviceWorkerOptions {
+  args?: string[];
+  env?: Record<string, string>;
+}
+
 /** A device worker process on the server; its stderr lines go to `logs`. */
-export function startDeviceWorker(server: TestServer, logs: string[]): ChildProcess {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'workers', 'device.js'), '--device', 'cpu'], {
-    env: { ...process.env, ...server.env },
+export function startDeviceWorker(server: TestServer, logs: string[], opts: DeviceWorkerOptions = {}): ChildProcess {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'workers', 'device.js'), '--device', 'cpu', ...(opts.args ?? [])], {
+    env: { ...process.env, ...server.env, ...opts.env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   child.stderr!.on('data', (d) => logs.push(String(d)));
   return child;
+}
+
+/** A run's summary, or an error whose message holds the failure's chain of causes and the workers' last log lines. */
+export async function summaryOf(handle: WorkflowHandle, logs: string[] = []): Promise<RunSummary> {
+  try {
+    return (await handle.result()) as RunSummary;
+  } catch (err) {
+    const chain: string[] = [];
+    for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) chain.push(e.message);
+    throw new Error(`${chain.join(' ← ')}\n${logs.slice(-30).join('')}`);
+  }
 }
 
 export async function stopProcess(child: ChildProcess): Promise<void> {
@@ -32,6 +49,7 @@ export async function withWorkers<T>(
   bundle: WorkflowBundleWithSourceMap,
   logs: string[],
   body: (client: Client, device: { current: ChildProcess }) => Promise<T>,
+  deviceOptions: DeviceWorkerOptions = {},
 ): Promise<T> {
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   const worker = await Worker.create({
@@ -44,7 +62,7 @@ export async function withWorkers<T>(
   });
   const connection = await server.connect();
   const client = new Client({ connection, namespace: server.namespace });
-  const device = { current: startDeviceWorker(server, logs) };
+  const device = { current: startDeviceWorker(server, logs, deviceOptions) };
   try {
     return await worker.runUntil(body(client, device));
   } finally {
