@@ -1,4 +1,4 @@
-// Runs the torch engine as a training child: picks the engine (EVOSCALE_ENGINE), starts
+// Runs the torch engine as a training child: picks the engine (EVOSCALE_ENGINE, else the run's), starts
 // `python -m evoscale_engine train`, relays its progress and turns how it ends into a result or a
 // classified failure. The child never runs candidate code (it interprets a traced graph), so it needs
 // no sandbox beyond its own process group, killed on cancel or at the wall clock.
@@ -10,14 +10,27 @@ import { writeFileAtomic } from '../core/atomic-file';
 import { SandboxFailure } from '../sandbox/options';
 import { enginePackageDir, findTorchPython } from './python';
 import type { TrainJob, TrainProgress, TrainResult } from '../evaluator/train';
+import type { EngineChoice, EngineSettings } from '../contract';
+export type { EngineChoice, EngineSettings };
 
-export const ENGINES = ['auto', 'tfjs', 'torch'] as const;
-export type EngineChoice = (typeof ENGINES)[number];
+export const ENGINES = ['auto', 'tfjs', 'torch'] as const satisfies readonly EngineChoice[];
+export const PRECISIONS = ['fp32', 'tf32', 'bf16'] as const satisfies readonly EngineSettings['precision'][];
+/** A run that names no engine: each device worker's hardware decides, in float32, uncompiled. */
+export const DEFAULT_ENGINE: EngineSettings = { engine: 'auto', precision: 'fp32', compile: false };
 
 export function parseEngineChoice(value: string | undefined): EngineChoice {
   const v = (value ?? 'auto').trim() || 'auto';
   if ((ENGINES as readonly string[]).includes(v)) return v as EngineChoice;
   throw new EvoError(`unknown engine "${v}" (expected ${ENGINES.join(', ')})`, 'BAD_ENGINE');
+}
+
+/**
+ * The engine a training is asked for: EVOSCALE_ENGINE where the training process's environment sets it
+ * (a device worker's: the host knows its hardware and its interpreter), else the run's evaluator.engine,
+ * else auto.
+ */
+export function requestedEngine(configured: EngineChoice | undefined, env: Record<string, string | undefined>): EngineChoice {
+  return env.EVOSCALE_ENGINE?.trim() ? parseEngineChoice(env.EVOSCALE_ENGINE) : (configured ?? 'auto');
 }
 
 const resolved = new Map<string, 'tfjs' | 'torch'>();
@@ -52,7 +65,7 @@ export function resolveEngine(choice: EngineChoice, env: Record<string, string |
 export interface TorchTrainJob extends Omit<TrainJob, 'block'> {
   graph: string;
   device: string;
-  precision: 'fp32' | 'tf32' | 'bf16';
+  precision: EngineSettings['precision'];
   compile: boolean;
   threads?: number;
 }
