@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadRunConfig, runSettingsOf } from '../config/load';
@@ -169,4 +170,24 @@ test('on the torch engine, a candidate that uses a kernel the engine lacks, or r
     assert.ok(!cachedResults().some((r) => r.program === it.programHash), 'no training result of the refused program, on any engine');
     assert.ok(!fs.existsSync(path.join(runs, id, 'curves', it.programHash!)), 'no training curve of the refused program');
   }
+});
+
+test('evo evaluate --engine torch trains on torch even where EVOSCALE_ENGINE says tfjs, and names each size\'s graph; a bad engine is one line', () => {
+  const evo = (...args: string[]) =>
+    spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), 'evaluate', '--framework', 'coefficient_dynamics', '--profile', 'micro', ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, EVOSCALE_ENGINE: 'tfjs' },
+    });
+  // The baseline's torch trainings are the runs' cache hits (same key), so this trains nothing new.
+  const r = evo('--engine', 'torch', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { points: { backend: string; graph?: string }[] };
+  assert.equal(out.points.length, 3);
+  for (const p of out.points) {
+    assert.match(p.backend, /^torch/);
+    assert.ok(fs.existsSync(path.join(home, 'cache', 'graphs', `${p.graph}.json`)), `graph ${p.graph} in the graph store`);
+  }
+  const bad = evo('--engine', 'jax');
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stderr.trim(), 'evo: error: unknown engine "jax" (expected auto, tfjs, torch)');
 });
