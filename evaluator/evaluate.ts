@@ -135,7 +135,7 @@ export async function trainSize(
   seed: number,
   opts: TrainSizeOptions = {},
 ): Promise<SeedResult> {
-  const engine = resolveEngine(requestedEngine(settings.engine?.engine, { ...process.env, ...opts.env }), opts.env ?? {});
+  const engine = await resolveEngine(requestedEngine(settings.engine?.engine, { ...process.env, ...opts.env }), opts.env ?? {});
   const key = trainingKey(program.hash, size, settings, data.hash, seed, engine);
   const dir = trainingDir(key);
   const resultPath = trainingResultPath(key);

@@ -91,7 +91,7 @@ export const evaluate: CommandSpec = {
     // The flag reaches the trainings as their EVOSCALE_ENGINE: on the command line it is the most specific choice.
     // A torch asked for and not importable is one line now, before any validation or data preparation.
     const engine = o.engine === undefined ? undefined : parseEngineChoice(o.engine as string);
-    if (engine) resolveEngine(engine, {});
+    if (engine) await resolveEngine(engine, {});
     const settings = profileSettings(o.profile as string);
     const corpus = o.corpus as string[] | undefined;
     if (corpus?.length) settings.data.corpus = corpus.map((p) => path.resolve(p));
