@@ -16,7 +16,7 @@ import { repoRoot } from '../core/paths';
 import { runSnapshot } from '../ops/runs';
 import { checkGraph, SUPPORTED_KERNELS } from '../trace/graph';
 import { startServerForRuns, type TestServer } from './helpers/temporal-server';
-import { withWorkers as withWorkersOn } from './helpers/workers';
+import { runResult, withWorkers as withWorkersOn } from './helpers/workers';
 
 let server: TestServer;
 let bundle: WorkflowBundleWithSourceMap;
@@ -64,14 +64,7 @@ evaluator:
 }
 
 async function runToEnd(client: Client, settings: RunSettings, id: string): Promise<RunSummary> {
-  const handle = await client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] });
-  try {
-    return (await handle.result()) as RunSummary;
-  } catch (err) {
-    const chain: string[] = [];
-    for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) chain.push(e.message);
-    throw new Error(`${chain.join(' ← ')}\n${logs.slice(-20).join('\n')}`);
-  }
+  return runResult(await client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] }), logs);
 }
 
 /** Every training result the state folder's cache holds, by the program it trained. */

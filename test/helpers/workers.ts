@@ -2,10 +2,10 @@
 // code, and device workers as child processes (as `evo up` starts them) — for the length of a test body.
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Client } from '@temporalio/client';
+import { Client, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as controlActivities from '../../activities/control';
-import { CONTROL_QUEUE } from '../../contract';
+import { CONTROL_QUEUE, type RunSummary } from '../../contract';
 import { repoRoot } from '../../core/paths';
 import type { TestServer } from './temporal-server';
 
@@ -51,5 +51,16 @@ export async function withWorkers<T>(
     await stopProcess(device.current);
     await connection.close();
     await nativeConnection.close();
+  }
+}
+
+/** A run's result, or an error carrying the failure's chain of causes and the workers' last log lines. */
+export async function runResult(handle: WorkflowHandle, logs: string[]): Promise<RunSummary> {
+  try {
+    return (await handle.result()) as RunSummary;
+  } catch (err) {
+    const chain: string[] = [];
+    for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) chain.push(e.message);
+    throw new Error(`${chain.join(' ← ')}\n${logs.slice(-20).join('\n')}`);
   }
 }
