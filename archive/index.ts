@@ -70,9 +70,9 @@ export function archiveGraph(runId: string, hash: string): string {
   return file;
 }
 
-/** An iteration's record, and the graphs its points name (trained on torch) beside its program. */
+/** An iteration's record, and the graphs its points and screen name (trained on torch) beside its program. */
 export function writeIterationRecord(runId: string, record: IterationRecord): void {
-  for (const p of record.points) if (p.graph) archiveGraph(runId, p.graph);
+  for (const graph of [...record.points.map((p) => p.graph), record.screen?.graph]) if (graph) archiveGraph(runId, graph);
   writeJsonAtomic(path.join(runDir(runId), 'iterations', `iter-${String(record.iteration).padStart(3, '0')}.json`), record);
 }
 

@@ -322,8 +322,8 @@ export interface IterationRecord {
   proposals: number;
   /** LLM tokens and cost of this iteration's proposals. */
   usage: UsageTotals;
-  /** The cheap screen's losses, when it ran. */
-  screen?: { size: string; steps: number; valLoss: number; baselineValLoss: number };
+  /** The cheap screen's losses, when it ran (and on torch the graph of its training). */
+  screen?: { size: string; steps: number; valLoss: number; baselineValLoss: number; graph?: string };
 }
 
 export type RunStatus = 'running' | 'paused' | 'stopping' | 'completed' | 'stopped';

@@ -17,6 +17,7 @@ import { runSnapshot } from '../ops/runs';
 import { checkGraph, SUPPORTED_KERNELS } from '../trace/graph';
 import { startServerForRuns, type TestServer } from './helpers/temporal-server';
 import { runResult, withWorkers as withWorkersOn } from './helpers/workers';
+import { controlBlock } from './helpers/controls';
 
 let server: TestServer;
 let bundle: WorkflowBundleWithSourceMap;
@@ -134,8 +135,8 @@ test('with evaluator.engine: torch in the config, catalogue candidates are trace
   assert.ok(cachedResults().every((r) => r.backend.startsWith('torch')), 'nothing trained on tfjs');
 });
 
-test('on the torch engine, a candidate that uses a kernel the engine lacks, or reads a traced value back, is recorded invalid with the reason, never trained on tfjs', async () => {
-  const settings = torchRunSettings(2);
+test('on the torch engine, a candidate that uses a kernel the engine lacks, or reads a traced value back, is recorded invalid with the reason, never trained on tfjs; the screen\'s graph is archived too', async () => {
+  const settings = torchRunSettings(3);
   const candidates = path.join(scratch, 'untraceable');
   fs.mkdirSync(candidates, { recursive: true });
   // Both pass validation (tfjs runs them fine); only tracing for the torch engine refuses them.
@@ -145,13 +146,15 @@ test('on the torch engine, a candidate that uses a kernel the engine lacks, or r
   assert.ok(sine !== baseline && reads !== baseline);
   fs.writeFileSync(path.join(candidates, '01-sine-keys.ts'), sine);
   fs.writeFileSync(path.join(candidates, '02-reads-values.ts'), reads);
+  fs.writeFileSync(path.join(candidates, '03-causal-mean.ts'), controlBlock('causal-mean'));
   settings.mutation = { provider: 'files', dir: candidates, maxAttempts: 1 };
+  settings.screen = { enabled: true, steps: 20, margin: 0 };
   const id = 'evo-test-torch-untraceable';
 
   const summary = await withWorkers((client) => runToEnd(client, settings, id));
 
   assert.equal(summary.status, 'completed');
-  const [base, sin, read] = summary.iterations;
+  const [base, sin, read, mean] = summary.iterations;
   assert.ok(base.points.every((p) => p.backend.startsWith('torch') && p.graph));
   assert.equal(sin.status, 'invalid');
   assert.match(sin.error ?? '', /^training failed: trace: the block uses kernel Sin, which the torch engine does not implement/);
@@ -163,6 +166,10 @@ test('on the torch engine, a candidate that uses a kernel the engine lacks, or r
     assert.ok(!cachedResults().some((r) => r.program === it.programHash), 'no training result of the refused program, on any engine');
     assert.ok(!fs.existsSync(path.join(runs, id, 'curves', it.programHash!)), 'no training curve of the refused program');
   }
+  // Screened out or not, the screen trained the candidate on torch: its graph is in the archive.
+  assert.ok(mean.status === 'rejected' || mean.status === 'accepted', `${mean.status} ${mean.error ?? ''}`);
+  assert.match(mean.screen?.graph ?? '', /^[0-9a-f]{16}$/);
+  assert.ok(fs.existsSync(path.join(runs, id, 'graphs', `${mean.screen!.graph}.json`)));
 });
 
 test('evo evaluate --engine torch trains on torch even where EVOSCALE_ENGINE says tfjs, and names each size\'s graph; a bad engine is one line', () => {
