@@ -1,11 +1,13 @@
-// The run archive on disk, `runs/<workflowId>/`: every candidate's code (content-addressed),
-// per-iteration metrics with lineage, and summary.json rewritten after each iteration.
+// The run archive on disk, `runs/<workflowId>/`: every candidate's code and the kernel graphs the torch
+// engine trained (content-addressed), per-iteration metrics with lineage, and summary.json rewritten
+// after each iteration.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runsDir } from '../core/paths';
 import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../core/atomic-file';
 import { EvoError } from '../core/errors';
 import { hashText, programFromText, type Framework, type Program } from '../core/program';
+import { graphHash, graphStoreDir, type AttentionGraph } from '../trace/graph';
 import type { IterationRecord, RunSummary } from '../contract';
 
 /** Workflow IDs contain '/' for child iterations; only the run's own ID names a folder. */
@@ -39,7 +41,38 @@ export function loadProgram(runId: string, framework: Framework, hash: string): 
   return program;
 }
 
+export function graphPath(runId: string, hash: string): string {
+  return path.join(runDir(runId), 'graphs', `${hash}.json`);
+}
+
+/**
+ * Files a traced graph in the run archive from the state folder's graph store, where the training that
+ * traced it put it, after checking it still has the hash it is filed under.
+ */
+export function archiveGraph(runId: string, hash: string): string {
+  const file = graphPath(runId, hash);
+  if (fs.existsSync(file)) return file;
+  const stored = path.join(graphStoreDir(), `${hash}.json`);
+  let text: string;
+  try {
+    text = fs.readFileSync(stored, 'utf8');
+  } catch {
+    throw new EvoError(`graph ${hash} is missing from the graph store (${path.relative(process.cwd(), stored)}); device workers and the control worker must share EVOSCALE_HOME`, 'MISSING_GRAPH');
+  }
+  let matches = false;
+  try {
+    matches = graphHash(JSON.parse(text) as AttentionGraph) === hash;
+  } catch {
+    // not JSON: corrupt
+  }
+  if (!matches) throw new EvoError(`graph file ${stored} does not match its hash ${hash}`, 'CORRUPT_GRAPH');
+  writeFileAtomic(file, text);
+  return file;
+}
+
+/** An iteration's record, and the graphs its points and screen name (trained on torch) beside its program. */
 export function writeIterationRecord(runId: string, record: IterationRecord): void {
+  for (const graph of [...record.points.map((p) => p.graph), record.screen?.graph]) if (graph) archiveGraph(runId, graph);
   writeJsonAtomic(path.join(runDir(runId), 'iterations', `iter-${String(record.iteration).padStart(3, '0')}.json`), record);
 }
 

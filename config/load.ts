@@ -125,6 +125,7 @@ function resolveRunConfig(cfg: RunConfigFile, configPath: string, overrides: Con
     profile,
     iterations: overrides.iterations ?? (profileReplaced ? undefined : cfg.max_iterations),
     mutation: { provider: 'offline', maxAttempts: cfg.prompt.max_attempts },
+    engine: { engine: cfg.evaluator.engine, precision: cfg.evaluator.precision, compile: cfg.evaluator.compile },
   });
   const evaluator = profileReplaced ? base.evaluator : applyInitArgs(base.evaluator, cfg.evaluator.init_args, configPath);
   const seeds = cfg.evaluator.seeds;

@@ -2,7 +2,8 @@
 import { assertFramework, type Framework } from '../core/program';
 import { profileSettings } from '../evaluator/profiles';
 import { EvoError } from '../core/errors';
-import type { FitnessSettings, MutationSettings, RunSettings, ValidationSettings } from '../contract';
+import type { EngineSettings, FitnessSettings, MutationSettings, RunSettings, ValidationSettings } from '../contract';
+import { DEFAULT_ENGINE } from '../engine/run';
 import { DEFAULT_FITNESS } from '../score/select';
 import type { EvaluatorSettings } from '../evaluator/profiles';
 import type { ValidationSpec } from '../validate';
@@ -58,6 +59,8 @@ export interface RunOptions {
   seeds?: number[];
   fitness?: Partial<FitnessSettings>;
   mutation?: Partial<MutationSettings>;
+  /** The engine the run asks for (default: auto, fp32, uncompiled); a device worker's EVOSCALE_ENGINE wins. */
+  engine?: Partial<EngineSettings>;
   heartbeatTimeoutS?: number;
 }
 
@@ -66,6 +69,7 @@ export function runSettings(opts: RunOptions): RunSettings {
   const profile = opts.profile ?? 'smoke';
   const evaluator = profileSettings(profile);
   if (opts.seeds) evaluator.seeds = checkSeeds(opts.seeds);
+  evaluator.engine = { ...DEFAULT_ENGINE, ...opts.engine };
   const iterations = opts.iterations ?? DEFAULT_ITERATIONS[profile] ?? 3;
   if (!Number.isInteger(iterations) || iterations < 0) throw new EvoError(`--iterations must be a whole number ≥ 0, got ${opts.iterations}`, 'USAGE');
   const mutation: MutationSettings = { provider: 'offline', maxAttempts: 3, ...opts.mutation };

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { FRAMEWORKS } from '../core/program';
 import { PROFILES } from '../evaluator/profiles';
+import { DEFAULT_ENGINE, ENGINES, PRECISIONS } from '../engine/run';
 import type { LlmSettings, PromptSettings } from '../contract';
 export type { LlmSettings, PromptSettings };
 
@@ -146,6 +147,11 @@ const EvaluatorSchema = z
         errorMap: () => ({ message: 'must be a count from 1 to 64 or a list of whole numbers' }),
       })
       .optional(),
+    /** Which engine trains the run's programs; a device worker's EVOSCALE_ENGINE wins where set. */
+    engine: z.enum(ENGINES).default(DEFAULT_ENGINE.engine),
+    /** The torch engine's precision and compilation (tfjs trains in float32, uncompiled). */
+    precision: z.enum(PRECISIONS).default(DEFAULT_ENGINE.precision),
+    compile: z.boolean().default(DEFAULT_ENGINE.compile),
   })
   .strict();
 
@@ -209,6 +215,11 @@ export const RunConfigSchema = z
       if (!template.includes(`{${f}}`)) {
         issue.addIssue({ code: z.ZodIssueCode.custom, path: ['prompt', 'user_template'], message: `must contain the template field {${f}}` });
       }
+    }
+    if (cfg.evaluator.engine === 'tfjs') {
+      // The torch engine's settings on a run that never trains on torch are a mistake, not a no-op.
+      if (cfg.evaluator.precision !== 'fp32') issue.addIssue({ code: z.ZodIssueCode.custom, path: ['evaluator', 'precision'], message: `${cfg.evaluator.precision} is a torch engine setting, but evaluator.engine is tfjs (float32 only)` });
+      if (cfg.evaluator.compile) issue.addIssue({ code: z.ZodIssueCode.custom, path: ['evaluator', 'compile'], message: 'torch.compile is a torch engine setting, but evaluator.engine is tfjs' });
     }
     const seeds = cfg.evaluator.seeds;
     if (Array.isArray(seeds) && new Set(seeds).size !== seeds.length) {

@@ -28,6 +28,19 @@ export interface EvaluatorSettings {
   seeds: number[];
   /** Which parameter count is N in loss = a + b·ln N (Kaplan et al. exclude embeddings). */
   fitAxis: FitAxis;
+  /** The engine the run asks its trainings to use (a device worker's EVOSCALE_ENGINE wins); absent: auto, fp32, no compile. */
+  engine?: EngineSettings;
+}
+
+export type EngineChoice = 'auto' | 'tfjs' | 'torch';
+
+/** The run's engine, and the torch engine's own settings (tfjs trains in float32, uncompiled). */
+export interface EngineSettings {
+  engine: EngineChoice;
+  /** Torch only: fp32, TF32 matmuls, or bf16 autocast. */
+  precision: 'fp32' | 'tf32' | 'bf16';
+  /** Torch only: torch.compile the loss (torch 2.x). */
+  compile: boolean;
 }
 
 export interface TrainingConfig {
@@ -245,6 +258,8 @@ export interface SeedRun {
   msPerStep: number;
   /** Bytes held by tensors at the end of a forward pass (activations kept for the backward pass, and weights). */
   peakBytes: number;
+  /** On the torch engine: the hash of the traced graph it trained (`runs/<id>/graphs/<hash>.json`). */
+  graph?: string;
 }
 
 /** One size of one program over every seed of the run. */
@@ -264,6 +279,8 @@ export interface SizePoint {
   /** Means over seeds. */
   msPerStep: number;
   peakBytes: number;
+  /** The traced graph the torch engine trained at this size (one shape, so one graph for every seed). */
+  graph?: string;
 }
 
 /** A fitness with its bootstrap interval over seeds (lo = hi = value with one seed). */
@@ -311,8 +328,8 @@ export interface IterationRecord {
   proposals: number;
   /** LLM tokens and cost of this iteration's proposals. */
   usage: UsageTotals;
-  /** The cheap screen's losses, when it ran. */
-  screen?: { size: string; steps: number; valLoss: number; baselineValLoss: number };
+  /** The cheap screen's losses, when it ran (and on torch the graph of its training). */
+  screen?: { size: string; steps: number; valLoss: number; baselineValLoss: number; graph?: string };
 }
 
 export type RunStatus = 'running' | 'paused' | 'stopping' | 'completed' | 'stopped';

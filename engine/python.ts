@@ -1,6 +1,6 @@
 // Finds the Python interpreter the torch engine runs under: EVOSCALE_PYTHON when set, else the first
 // of a few usual ones that imports torch ≥ 1.13 (a pyenv shim first on PATH may not see a system torch).
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { EvoError } from '../core/errors';
 import { repoRoot } from '../core/paths';
@@ -16,13 +16,21 @@ export interface TorchPython {
   torchVersion: string;
 }
 
-function probe(python: string): { ok: boolean; version?: string; why: string } {
-  const r = spawnSync(python, ['-c', PROBE], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error) return { ok: false, why: r.error.message };
-  const version = r.stdout.trim();
-  if (r.status === 0) return { ok: true, version, why: '' };
-  if (r.status === 3) return { ok: false, version, why: `torch ${version} is older than 1.13` };
-  return { ok: false, why: 'cannot import torch' };
+/**
+ * Asks an interpreter for its torch, without blocking: importing torch takes seconds (more on a loaded
+ * machine), and a device worker must keep heartbeating its training meanwhile.
+ */
+function probe(python: string): Promise<{ ok: boolean; version?: string; why: string }> {
+  return new Promise((resolve) => {
+    execFile(python, ['-c', PROBE], { encoding: 'utf8', timeout: 60_000 }, (err, stdout) => {
+      const version = stdout.trim();
+      const status = err ? (err as { code?: unknown }).code : 0;
+      if (status === 0) resolve({ ok: true, version, why: '' });
+      else if (status === 3) resolve({ ok: false, version, why: `torch ${version} is older than 1.13` });
+      else if (typeof status === 'number') resolve({ ok: false, why: 'cannot import torch' });
+      else resolve({ ok: false, why: err!.message.split('\n')[0] });
+    });
+  });
 }
 
 let found: TorchPython | undefined;
@@ -30,12 +38,12 @@ let found: TorchPython | undefined;
 const probed = new Map<string, TorchPython>();
 
 /** The interpreter to run the engine with; a one-line EvoError when none imports a recent enough torch. */
-export function findTorchPython(env: NodeJS.ProcessEnv = process.env): TorchPython {
+export async function findTorchPython(env: NodeJS.ProcessEnv = process.env): Promise<TorchPython> {
   const chosen = env.EVOSCALE_PYTHON?.trim();
   if (chosen) {
     const known = probed.get(chosen);
     if (known) return known;
-    const r = probe(chosen);
+    const r = await probe(chosen);
     if (!r.ok) throw new EvoError(`EVOSCALE_PYTHON=${chosen}: ${r.why}`, 'NO_TORCH');
     const python = { python: chosen, torchVersion: r.version! };
     probed.set(chosen, python);
@@ -44,7 +52,7 @@ export function findTorchPython(env: NodeJS.ProcessEnv = process.env): TorchPyth
   if (found) return found;
   const reasons: string[] = [];
   for (const python of CANDIDATES) {
-    const r = probe(python);
+    const r = await probe(python);
     if (r.ok) return (found = { python, torchVersion: r.version! });
     reasons.push(`${python}: ${r.why}`);
   }

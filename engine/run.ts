@@ -1,8 +1,8 @@
-// Runs the torch engine as a training child: picks the engine (EVOSCALE_ENGINE), starts
+// Runs the torch engine as a training child: picks the engine (EVOSCALE_ENGINE, else the run's), starts
 // `python -m evoscale_engine train`, relays its progress and turns how it ends into a result or a
 // classified failure. The child never runs candidate code (it interprets a traced graph), so it needs
 // no sandbox beyond its own process group, killed on cancel or at the wall clock.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EvoError, ProgramRejected } from '../core/errors';
@@ -10,14 +10,27 @@ import { writeFileAtomic } from '../core/atomic-file';
 import { SandboxFailure } from '../sandbox/options';
 import { enginePackageDir, findTorchPython } from './python';
 import type { TrainJob, TrainProgress, TrainResult } from '../evaluator/train';
+import type { EngineChoice, EngineSettings } from '../contract';
+export type { EngineChoice, EngineSettings };
 
-export const ENGINES = ['auto', 'tfjs', 'torch'] as const;
-export type EngineChoice = (typeof ENGINES)[number];
+export const ENGINES = ['auto', 'tfjs', 'torch'] as const satisfies readonly EngineChoice[];
+export const PRECISIONS = ['fp32', 'tf32', 'bf16'] as const satisfies readonly EngineSettings['precision'][];
+/** A run that names no engine: each device worker's hardware decides, in float32, uncompiled. */
+export const DEFAULT_ENGINE: EngineSettings = { engine: 'auto', precision: 'fp32', compile: false };
 
 export function parseEngineChoice(value: string | undefined): EngineChoice {
   const v = (value ?? 'auto').trim() || 'auto';
   if ((ENGINES as readonly string[]).includes(v)) return v as EngineChoice;
   throw new EvoError(`unknown engine "${v}" (expected ${ENGINES.join(', ')})`, 'BAD_ENGINE');
+}
+
+/**
+ * The engine a training is asked for: EVOSCALE_ENGINE where the training process's environment sets it
+ * (a device worker's: the host knows its hardware and its interpreter), else the run's evaluator.engine,
+ * else auto.
+ */
+export function requestedEngine(configured: EngineChoice | undefined, env: Record<string, string | undefined>): EngineChoice {
+  return env.EVOSCALE_ENGINE?.trim() ? parseEngineChoice(env.EVOSCALE_ENGINE) : (configured ?? 'auto');
 }
 
 const resolved = new Map<string, 'tfjs' | 'torch'>();
@@ -27,9 +40,9 @@ const resolved = new Map<string, 'tfjs' | 'torch'>();
  * `auto` takes torch only where it imports and sees a CUDA device, and tfjs everywhere else. A process
  * pinned to the CPU or on a machine without an NVIDIA device node never starts Python to find out.
  */
-export function resolveEngine(choice: EngineChoice, env: Record<string, string | undefined>): 'tfjs' | 'torch' {
+export async function resolveEngine(choice: EngineChoice, env: Record<string, string | undefined>): Promise<'tfjs' | 'torch'> {
   const all = { ...process.env, ...env };
-  if (choice === 'torch') findTorchPython(all);
+  if (choice === 'torch') await findTorchPython(all);
   if (choice !== 'auto') return choice;
   if (all.CUDA_VISIBLE_DEVICES === '' || !fs.existsSync('/dev/nvidiactl')) return 'tfjs';
   const key = `${all.EVOSCALE_PYTHON ?? ''}|${all.CUDA_VISIBLE_DEVICES ?? ''}`;
@@ -37,9 +50,11 @@ export function resolveEngine(choice: EngineChoice, env: Record<string, string |
   if (engine === undefined) {
     engine = 'tfjs';
     try {
-      const { python } = findTorchPython(all);
-      const r = spawnSync(python, ['-c', 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'], { env: all, timeout: 120_000 });
-      if (r.status === 0) engine = 'torch';
+      const { python } = await findTorchPython(all);
+      const sees = await new Promise<boolean>((resolve) =>
+        execFile(python, ['-c', 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'], { env: all, timeout: 120_000 }, (err) => resolve(!err)),
+      );
+      if (sees) engine = 'torch';
     } catch {
       // no interpreter with torch: tfjs
     }
@@ -52,7 +67,7 @@ export function resolveEngine(choice: EngineChoice, env: Record<string, string |
 export interface TorchTrainJob extends Omit<TrainJob, 'block'> {
   graph: string;
   device: string;
-  precision: 'fp32' | 'tf32' | 'bf16';
+  precision: EngineSettings['precision'];
   compile: boolean;
   threads?: number;
 }
@@ -68,7 +83,7 @@ const STDERR_TAIL = 4000;
 
 /** Trains one job with the torch engine; the job file is written beside its checkpoint. */
 export async function trainWithTorch(job: TorchTrainJob, opts: TorchRunOptions): Promise<TrainResult> {
-  const { python } = findTorchPython({ ...process.env, ...opts.env });
+  const { python } = await findTorchPython({ ...process.env, ...opts.env });
   const jobPath = path.join(path.dirname(job.checkpointPath), 'torch-job.json');
   fs.mkdirSync(path.dirname(jobPath), { recursive: true });
   writeFileAtomic(jobPath, JSON.stringify(job));

@@ -13,10 +13,10 @@ import { EvoError } from '../core/errors';
 import { nativeBackendInstalled, trainsOnWasm, wasmCapacityProblem } from './backend';
 import { prepareData, type PreparedData } from './data/prepare';
 import { DEFAULT_FITNESS, scoreAgainstBaseline, sizePoints, type Score } from '../score/select';
-import type { EvaluatorSettings, FitnessSettings, SeedRun, SizePoint, SizeSpec } from '../contract';
+import type { EngineSettings, EvaluatorSettings, FitnessSettings, SeedRun, SizePoint, SizeSpec } from '../contract';
 import { previousCheckpointPath, type CurvePoint, type TrainJob, type TrainProgress, type TrainResult, type TrainingConfig } from './train';
-import { parseEngineChoice, resolveEngine, trainWithTorch } from '../engine/run';
-import { storeGraph, traceProgram } from '../trace';
+import { DEFAULT_ENGINE, requestedEngine, resolveEngine, trainWithTorch } from '../engine/run';
+import { graphStoreDir, storeGraph, traceProgram } from '../trace';
 
 /** One training's outcome as the evaluator reports it. */
 export interface SeedResult extends SeedRun {
@@ -75,8 +75,10 @@ export interface TrainSizeOptions {
 export function trainingKey(programHash: string, size: SizeSpec, settings: EvaluatorSettings, dataHash: string, seed: number, engine: 'tfjs' | 'torch' = 'tfjs'): string {
   const t: TrainingConfig = settings.training;
   // format 2: results carry time per step and tensor memory. The engine is named only when it is not
-  // tfjs, so tfjs's cache entries keep their keys.
-  return hashText(JSON.stringify({ programHash, size, seqLen: settings.seqLen, dropout: settings.dropout, t, seed, dataHash, format: 2, ...(engine === 'tfjs' ? {} : { engine }) }));
+  // tfjs, and torch's precision and compilation only when not fp32 and uncompiled, so earlier entries keep their keys.
+  const { precision, compile } = settings.engine ?? DEFAULT_ENGINE;
+  const torch = engine === 'tfjs' ? {} : { engine, ...(precision === 'fp32' ? {} : { precision }), ...(compile ? { compile } : {}) };
+  return hashText(JSON.stringify({ programHash, size, seqLen: settings.seqLen, dropout: settings.dropout, t, seed, dataHash, format: 2, ...torch }));
 }
 
 /** The training child's working folder (checkpoints, scratch): the only place the child may write. */
@@ -101,7 +103,10 @@ export function removeTrainingFiles(key: string): void {
   for (const f of [checkpoint, previousCheckpointPath(checkpoint), torchCheckpoint, path.join(dir, 'scratch')]) fs.rmSync(f, { recursive: true, force: true });
 }
 
-function seedResult(size: SizeSpec, seed: number, r: TrainResult, cached: boolean): SeedResult {
+/** A recorded result: the child's report, and on torch the hash of the graph it trained. */
+type RecordedResult = TrainResult & { graph?: string };
+
+function seedResult(size: SizeSpec, seed: number, r: RecordedResult, cached: boolean): SeedResult {
   return {
     size: size.name,
     seed,
@@ -117,6 +122,7 @@ function seedResult(size: SizeSpec, seed: number, r: TrainResult, cached: boolea
     peakBytes: r.peakBytes,
     cached,
     curve: r.curve,
+    ...(r.graph ? { graph: r.graph } : {}),
   };
 }
 
@@ -129,11 +135,11 @@ export async function trainSize(
   seed: number,
   opts: TrainSizeOptions = {},
 ): Promise<SeedResult> {
-  const engine = resolveEngine(parseEngineChoice(opts.env?.EVOSCALE_ENGINE ?? process.env.EVOSCALE_ENGINE), opts.env ?? {});
+  const engine = await resolveEngine(requestedEngine(settings.engine?.engine, { ...process.env, ...opts.env }), opts.env ?? {});
   const key = trainingKey(program.hash, size, settings, data.hash, seed, engine);
   const dir = trainingDir(key);
   const resultPath = trainingResultPath(key);
-  const cached = readJsonIfExists<TrainResult>(resultPath);
+  const cached = readJsonIfExists<RecordedResult>(resultPath);
   if (cached) return seedResult(size, seed, cached, true);
 
   const job: TrainJob = {
@@ -146,7 +152,7 @@ export async function trainSize(
     checkpointPath: path.join(dir, 'checkpoint.bin'),
   };
   if (engine === 'torch') {
-    const result = await trainSizeOnTorch(job, dir, size.name, opts);
+    const result = await trainSizeOnTorch(job, dir, size.name, settings.engine ?? DEFAULT_ENGINE, opts);
     writeJsonAtomic(resultPath, { ...result, program: program.hash, size, seed, key });
     removeTrainingFiles(key);
     return seedResult(size, seed, result, false);
@@ -187,28 +193,30 @@ export async function trainSize(
 
 /**
  * One training on the torch engine: the block is traced at the training shape in the sandbox (it is
- * untrusted code), the graph stored under its hash beside the checkpoint, and the engine interprets it.
+ * untrusted code), the graph stored under its hash in the state folder's graph store (where run archives
+ * copy it from), and the engine interprets it.
  */
-async function trainSizeOnTorch(job: TrainJob, dir: string, sizeName: string, opts: TrainSizeOptions): Promise<TrainResult> {
+async function trainSizeOnTorch(job: TrainJob, dir: string, sizeName: string, engine: EngineSettings, opts: TrainSizeOptions): Promise<RecordedResult> {
   const wallTimeoutMs = opts.wallTimeoutMs ?? 7 * 24 * 3600 * 1000;
   const shape = { batch: job.training.batchSize, seqLen: job.model.seqLen, dModel: job.model.dModel, nHeads: job.model.nHeads };
   const [graph] = await traceProgram(job.block, [shape], path.join(dir, 'scratch'), { wallTimeoutMs: Math.min(wallTimeoutMs, 600_000), signal: opts.signal });
   const { block: _block, ...rest } = job;
   const cpu = (opts.env?.CUDA_VISIBLE_DEVICES ?? process.env.CUDA_VISIBLE_DEVICES) === '';
-  return trainWithTorch(
+  const result = await trainWithTorch(
     {
       ...rest,
-      graph: storeGraph(dir, graph),
+      graph: storeGraph(graphStoreDir(), graph),
       checkpointPath: path.join(dir, 'checkpoint.pt'),
       device: cpu ? 'cpu' : 'auto',
-      precision: 'fp32',
-      compile: false,
+      precision: engine.precision,
+      compile: engine.compile,
       // One CPU thread a training, as tfjs-wasm: the evaluator runs one training per core, and on a GPU
       // the host thread only launches kernels.
       threads: 1,
     },
     { env: opts.env, signal: opts.signal, wallTimeoutMs, onProgress: opts.onProgress ? (p) => opts.onProgress!({ ...p, size: sizeName, seed: job.seed }) : undefined },
   );
+  return { ...result, graph: graph.hash };
 }
 
 /** Run `tasks` with at most `limit` in flight; results keep their order. */

@@ -21,6 +21,7 @@ export function sizePoints(runs: SeedRun[], sizes: string[], seeds: number[]): S
     });
     const first = bySeed[0];
     const valLossBySeed = bySeed.map((r) => r.valLoss);
+    const graph = bySeed.find((r) => r.graph)?.graph;
     return {
       size,
       nonEmbeddingParams: first.nonEmbeddingParams,
@@ -33,6 +34,7 @@ export function sizePoints(runs: SeedRun[], sizes: string[], seeds: number[]): S
       resumedFromStep: Math.max(...bySeed.map((r) => r.resumedFromStep)),
       msPerStep: mean(bySeed.map((r) => r.msPerStep)),
       peakBytes: mean(bySeed.map((r) => r.peakBytes)),
+      ...(graph ? { graph } : {}),
     };
   });
 }

@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     let torch: TorchBench | undefined;
     let python: string | undefined;
     try {
-      python = findTorchPython().python;
+      python = (await findTorchPython()).python;
     } catch (err) {
       progress(`torch engine skipped: ${(err as Error).message}`);
     }

@@ -11,7 +11,7 @@ import { LiveBlock, TrainingBoard, trainingBars, type TrainingBar } from '../cor
 
 /** Every command and its options, as users know them: the specs may not rename or drop any. */
 const EXPECTED: Record<string, string[]> = {
-  evaluate: ['framework', 'program', 'profile', 'json', 'corpus', 'vocab-size', 'seeds', 'fitness'],
+  evaluate: ['framework', 'program', 'profile', 'json', 'corpus', 'vocab-size', 'seeds', 'fitness', 'engine'],
   validate: ['framework', 'program', 'profile', 'json'],
   up: ['devices', 'slots'],
   down: [],

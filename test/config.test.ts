@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, defaultConfigPath, loadRunConfig } from '../config/load';
+import { ConfigError, defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
+import { requestedEngine } from '../engine/run';
 import { EvoError } from '../core/errors';
 import { baselineBlock, FRAMEWORKS } from '../core/program';
 import { profileSettings } from '../evaluator/profiles';
@@ -73,6 +74,7 @@ describe('shipped configs', () => {
       assert.deepEqual(cfg.evaluator.sizes.map((s) => s.name), ['d96-L4-H4', 'd128-L4-H4', 'd128-L6-H4', 'd192-L6-H6']);
       assert.deepEqual(cfg.mutation, { provider: 'offline', maxAttempts: 3 });
       assert.deepEqual(cfg.validation, { timeMultiple: 8, wallTimeoutS: 300 });
+      assert.deepEqual(cfg.evaluator.engine, { engine: 'auto', precision: 'fp32', compile: false });
       assert.equal(cfg.llm.primaryModel, 'gpt-5');
       assert.equal(cfg.llm.fallbackModel, 'gpt-4.1');
       assert.equal(cfg.llm.temperature, 0.8);
@@ -207,7 +209,7 @@ describe('precedence: profile, then evaluator.init_args, then the command line',
     assert.deepEqual(same.notices, []);
 
     const micro = loadRunConfig(file, { profile: 'micro' });
-    assert.deepEqual(micro.evaluator, profileSettings('micro'));
+    assert.deepEqual(micro.evaluator, { ...profileSettings('micro'), engine: { engine: 'auto', precision: 'fp32', compile: false } });
     assert.equal(micro.iterations, 2, "the profile's own run length");
     assert.equal(micro.notices.length, 1);
     assert.match(micro.notices[0], /^profile micro \(command line\) replaces the config's profile smoke; evaluator\.init_args \(training_steps, batch_size, corpus, model_sizes\) not applied; max_iterations 4 not applied$/);
@@ -254,5 +256,39 @@ describe('seeds and the fitness', () => {
     assert.match(configError(write('level.yaml', level)).message, new RegExp(`level\\.yaml:${lineOf(level, 'confidence')}: "fitness\\.confidence"`));
     const early = `${MINIMAL}fitness:\n  early_stop: soon\n`;
     assert.match(configError(write('early.yaml', early)).message, new RegExp(`early\\.yaml:${lineOf(early, 'soon')}: "fitness\\.early_stop": must be auto, false or a seed count`));
+  });
+});
+
+describe('the engine', () => {
+  test('evaluator.engine, precision and compile reach the run settings the workflow starts with; absent, each worker decides (auto, fp32)', () => {
+    const torch = loadRunConfig(write('torch.yaml', MINIMAL.replace('evaluator:\n', 'evaluator:\n  engine: torch\n  precision: bf16\n  compile: true\n')));
+    assert.deepEqual(runSettingsOf(torch).evaluator.engine, { engine: 'torch', precision: 'bf16', compile: true });
+    // A command-line profile replaces the profile's settings, not the run's engine.
+    assert.deepEqual(loadRunConfig(write('torch.yaml', MINIMAL.replace('evaluator:\n', 'evaluator:\n  engine: torch\n')), { profile: 'micro' }).evaluator.engine, {
+      engine: 'torch',
+      precision: 'fp32',
+      compile: false,
+    });
+    assert.deepEqual(loadRunConfig(write('plain.yaml', MINIMAL)).evaluator.engine, { engine: 'auto', precision: 'fp32', compile: false });
+  });
+
+  test('a bad engine, precision or compile value, or torch settings on a tfjs run, is one line naming the key and its line', () => {
+    const engine = MINIMAL.replace('evaluator:\n', 'evaluator:\n  engine: jax\n');
+    assert.match(configError(write('engine.yaml', engine)).message, new RegExp(`engine\\.yaml:${lineOf(engine, 'jax')}: "evaluator\\.engine" must be one of auto, tfjs, torch, got "jax"`));
+    const precision = MINIMAL.replace('evaluator:\n', 'evaluator:\n  precision: fp16\n');
+    assert.match(configError(write('precision.yaml', precision)).message, new RegExp(`precision\\.yaml:${lineOf(precision, 'fp16')}: "evaluator\\.precision" must be one of fp32, tf32, bf16, got "fp16"`));
+    const compile = MINIMAL.replace('evaluator:\n', 'evaluator:\n  compile: yes please\n');
+    assert.match(configError(write('compile.yaml', compile)).message, new RegExp(`compile\\.yaml:${lineOf(compile, 'compile')}: "evaluator\\.compile" must be a boolean`));
+    const tfjs = MINIMAL.replace('evaluator:\n', 'evaluator:\n  engine: tfjs\n  precision: bf16\n');
+    assert.match(configError(write('tfjs.yaml', tfjs)).message, new RegExp(`tfjs\\.yaml:${lineOf(tfjs, 'bf16')}: "evaluator\\.precision": bf16 is a torch engine setting, but evaluator\\.engine is tfjs`));
+  });
+
+  test("a device worker's EVOSCALE_ENGINE wins over the run's engine; unset or empty, the run's decides, else auto", () => {
+    assert.equal(requestedEngine('torch', { EVOSCALE_ENGINE: 'tfjs' }), 'tfjs');
+    assert.equal(requestedEngine('tfjs', { EVOSCALE_ENGINE: 'torch' }), 'torch');
+    assert.equal(requestedEngine('torch', {}), 'torch');
+    assert.equal(requestedEngine('torch', { EVOSCALE_ENGINE: ' ' }), 'torch');
+    assert.equal(requestedEngine(undefined, {}), 'auto');
+    assert.throws(() => requestedEngine('torch', { EVOSCALE_ENGINE: 'jax' }), /unknown engine "jax" \(expected auto, tfjs, torch\)/);
   });
 });

@@ -107,14 +107,14 @@ test('every kernel of the baselines and the 30 catalogue programs is supported a
   assert.equal(tf.memory().numTensors < 1000, true);
 });
 
-test('EVOSCALE_PYTHON naming an interpreter without torch fails in one line', () => {
-  assert.throws(() => findTorchPython({ EVOSCALE_PYTHON: path.join(tmp, 'no-such-python') }), (err: Error) => /^EVOSCALE_PYTHON=.*no-such-python: /.test(err.message) && !err.message.includes('\n'));
+test('EVOSCALE_PYTHON naming an interpreter without torch fails in one line', async () => {
+  await assert.rejects(findTorchPython({ EVOSCALE_PYTHON: path.join(tmp, 'no-such-python') }), (err: Error) => /^EVOSCALE_PYTHON=.*no-such-python: /.test(err.message) && !err.message.includes('\n'));
 });
 
 test('the torch engine matches tfjs: every kernel (1e-5), every catalogue graph, 20 training steps of 10 programs (1e-4), and a killed run resumes bit-identically', async () => {
   const parity = PARITY_IDS.map((id) => PROGRAMS.find(([p]) => p === id)!);
   const { file } = await writeEngineFixtures(tmp, PROGRAMS, parity, SUPPORTED_KERNELS);
-  const { python } = findTorchPython();
+  const { python } = await findTorchPython();
   // One Python process runs every engine test (stdlib unittest): torch starts once.
   const r = spawnSync(python, ['-m', 'unittest', 'discover', '-v', '-s', path.join(enginePackageDir, 'tests'), '-t', enginePackageDir], {
     cwd: enginePackageDir,

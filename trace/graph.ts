@@ -2,6 +2,7 @@
 // torch engine interprets it and never runs candidate code. Imports nothing that loads tfjs, so the
 // parent process can check, hash and store graphs without running a block.
 import { createHash } from 'node:crypto';
+import { cacheDir } from '../core/paths';
 import type { ParamInit } from '../evaluator/attention-context';
 
 export const GRAPH_FORMAT = 'evoscale-attention-graph/1';
@@ -65,6 +66,11 @@ export interface AttentionGraph {
 export function graphHash(graph: Omit<AttentionGraph, 'hash'>): string {
   const { format, shape, nodes, output, params, kernels } = graph;
   return createHash('sha256').update(JSON.stringify({ format, shape, nodes, output, params, kernels })).digest('hex').slice(0, 16);
+}
+
+/** The state folder's graphs by hash: torch trainings store theirs here, run archives copy from here. */
+export function graphStoreDir(): string {
+  return cacheDir('graphs');
 }
 
 export function shapeKey(s: TraceShape): string {

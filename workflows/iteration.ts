@@ -131,7 +131,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
       // The cheap screen filters; only the full-length training below gives the fitness.
       const screenEv = screenEvaluator(ev, settings.screen.steps);
       const [mine, base] = await Promise.all([programHash, input.baselineHash].map((h, i) => train(h, ev.sizes[0], ev.seeds[0], screenEv, i === 0 ? 'screen' : 'screen baseline')));
-      record.screen = { size: mine.size, steps: mine.steps, valLoss: mine.valLoss, baselineValLoss: base.valLoss };
+      record.screen = { size: mine.size, steps: mine.steps, valLoss: mine.valLoss, baselineValLoss: base.valLoss, ...(mine.graph ? { graph: mine.graph } : {}) };
       if (mine.valLoss > base.valLoss + settings.screen.margin) {
         record.status = 'rejected';
         record.error = `screened out: loss ${mine.valLoss.toFixed(4)} after ${mine.steps} steps at ${mine.size} is worse than the baseline's ${base.valLoss.toFixed(4)} by more than ${settings.screen.margin}`;

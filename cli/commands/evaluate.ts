@@ -78,6 +78,7 @@ export const evaluate: CommandSpec = {
     { name: 'vocab-size', type: 'number', description: "BPE vocabulary size, or for .bin data any size above its largest token id (50257 for GPT-2's); default: the profile's" },
     { name: 'seeds', type: 'string', value: '<count|list>', description: "training seeds: a count (counting up from the profile's first) or a list like 1,2,3; default: the profile's" },
     { name: 'fitness', type: 'string', value: FITNESS_MODES.join('|'), description: `fitness mode, relative to the baseline trained with the same seeds (default: ${DEFAULT_FITNESS.mode})` },
+    { name: 'engine', type: 'string', value: 'auto|tfjs|torch', description: 'the engine every training runs on; wins over EVOSCALE_ENGINE (default: EVOSCALE_ENGINE, else auto: torch where it imports and sees a CUDA device)' },
   ],
   async run(o) {
     const { assertFramework, baselineProgram } = await import('../../core/program');
@@ -85,7 +86,12 @@ export const evaluate: CommandSpec = {
     const { evaluateProgram } = await import('../../evaluator/evaluate');
     const { prepareData } = await import('../../evaluator/data/prepare');
     const { checkProgram, readProgramFile } = await import('../program-file');
+    const { parseEngineChoice, resolveEngine } = await import('../../engine/run');
     const framework = assertFramework(o.framework as string);
+    // The flag reaches the trainings as their EVOSCALE_ENGINE: on the command line it is the most specific choice.
+    // A torch asked for and not importable is one line now, before any validation or data preparation.
+    const engine = o.engine === undefined ? undefined : parseEngineChoice(o.engine as string);
+    if (engine) await resolveEngine(engine, {});
     const settings = profileSettings(o.profile as string);
     const corpus = o.corpus as string[] | undefined;
     if (corpus?.length) settings.data.corpus = corpus.map((p) => path.resolve(p));
@@ -113,6 +119,7 @@ export const evaluate: CommandSpec = {
     const result = await evaluateProgram(program, settings, {
       data,
       fitness,
+      env: engine ? { EVOSCALE_ENGINE: engine } : undefined,
       onProgress: (p) => {
         // Which program, where the program and the baseline train side by side (padded: bars align).
         const who = program.hash === baselineHash ? '' : p.program === baselineHash ? 'baseline ' : 'program  ';
@@ -146,6 +153,7 @@ export const evaluate: CommandSpec = {
         backend: p.backend,
         msPerStep: p.msPerStep,
         peakBytes: p.peakBytes,
+        ...(p.graph ? { graph: p.graph } : {}),
       });
       const out = {
         framework: result.framework,

@@ -71,3 +71,14 @@ export async function withWorkers<T>(
     await nativeConnection.close();
   }
 }
+
+/** A run's result, or an error carrying the failure's chain of causes and the workers' last log lines. */
+export async function runResult(handle: WorkflowHandle, logs: string[]): Promise<RunSummary> {
+  try {
+    return (await handle.result()) as RunSummary;
+  } catch (err) {
+    const chain: string[] = [];
+    for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) chain.push(e.message);
+    throw new Error(`${chain.join(' ← ')}\n${logs.slice(-20).join('\n')}`);
+  }
+}
