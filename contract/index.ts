@@ -326,8 +326,8 @@ export interface RunSummary {
 
 export interface EvolutionInput {
   settings: RunSettings;
-  /** Set when the workflow continues as new: the state so far. */
-  carried?: { summary: RunSummary; data: PreparedData };
+  /** Set when the workflow continues as new: the state so far, and a pause or stop signalled before it. */
+  carried?: { summary: RunSummary; data: PreparedData; paused?: boolean; stopRequested?: boolean };
 }
 
 export interface IterationInput {

@@ -36,8 +36,9 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
     best: null,
     usage: emptyTotals(),
   };
-  let paused = summary.status === 'paused';
-  let stopRequested = false;
+  // A pause or stop signalled during the last iteration before continuing as new is carried into the new run.
+  let paused = summary.status === 'paused' || input.carried?.paused === true;
+  let stopRequested = input.carried?.stopRequested === true;
   setHandler(statusQuery, () => summary);
   setHandler(pauseSignal, () => {
     paused = true;
@@ -119,7 +120,7 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
     publish();
     i++;
     if (workflowInfo().continueAsNewSuggested && i <= settings.iterations) {
-      await continueAsNew<typeof evolution>({ settings, carried: { summary, data } });
+      await continueAsNew<typeof evolution>({ settings, carried: { summary, data, paused, stopRequested } });
     }
   }
   summary.status = stopRequested ? 'stopped' : 'completed';
