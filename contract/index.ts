@@ -322,6 +322,8 @@ export interface RunSummary {
   usage: UsageTotals;
   /** Why the run is paused or stopped early (budget spent, the LLM refusing our credentials…). */
   reason?: string;
+  /** The prepared corpus the run trains on (`cache/data/<hash>`, kept by `evo gc`); absent in archives written before it was recorded. */
+  dataHash?: string;
 }
 
 export interface EvolutionInput {
