@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as controlActivities from '../activities/control';
 import { CONTROL_QUEUE, type RunSummary } from '../contract';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
-import { startServerForRuns, type TestServer } from './helpers/temporal-server';
+import { evoOn, startServerForRuns, type TestServer } from './helpers/temporal-server';
 import { controlBlock } from './helpers/controls';
 import { FakeOpenAi, completion, errorReply } from './helpers/fake-openai';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
@@ -37,10 +37,7 @@ after(async () => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-function evo(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...server.env }, timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const evo = (...args: string[]) => evoOn(server, ...args);
 
 /** Recorded training results: file name → modification time. A training run again would rewrite its file. */
 function results(): Map<string, number> {
@@ -148,7 +145,7 @@ test('`evo gc` removes training results and prepared corpora no run archive refe
   };
   const lastUsed = (hash: string, daysAgo: number) => {
     const t = new Date(Date.now() - daysAgo * 24 * 3600 * 1000);
-    fs.utimesSync(path.join(dataDir, hash, 'meta.json'), t, t);
+    fs.utimesSync(path.join(dataDir, hash), t, t);
   };
   // Every entry was last used days ago unless said otherwise, so only a reference can keep it.
   lastUsed(summary.dataHash, 3);

@@ -133,13 +133,12 @@ function dataHash(corpus: Corpus, { vocabSize, valFraction }: DataSpec): string 
 
 /**
  * A complete cache entry, or undefined: entries appear only by renaming a finished build into place.
- * Reading one marks it used now (its meta.json's time), so `evo gc` spares it until a run records it.
+ * Reading one marks it used now (its folder's time; no file changes), so `evo gc` spares it until a run records it.
  */
 function readPrepared(dir: string): PreparedData | undefined {
-  const metaFile = path.join(dir, META_FILE);
-  const meta = readJsonIfExists<DataMeta>(metaFile);
+  const meta = readJsonIfExists<DataMeta>(path.join(dir, META_FILE));
   if (!meta) return undefined;
-  markUsed(metaFile);
+  markUsed(dir);
   const tokenizer = meta.tokenizer ?? 'bpe';
   return {
     hash: meta.hash,
@@ -154,10 +153,10 @@ function readPrepared(dir: string): PreparedData | undefined {
   };
 }
 
-function markUsed(metaFile: string): void {
+function markUsed(dir: string): void {
   const now = new Date();
   try {
-    fs.utimesSync(metaFile, now, now);
+    fs.utimesSync(dir, now, now);
   } catch {
     // A read-only cache still serves its entries.
   }
@@ -322,9 +321,7 @@ export function dataEntries(): DataEntry[] {
     .filter((e) => e.isDirectory() && !e.name.startsWith(BUILD_PREFIX))
     .map((e) => {
       const dir = path.join(root, e.name);
-      const metaFile = path.join(dir, META_FILE);
-      const meta = readJsonIfExists<DataMeta>(metaFile);
-      return { hash: e.name, dir, derivedFrom: meta?.derivedFrom, usedAtMs: fs.statSync(meta ? metaFile : dir).mtimeMs };
+      return { hash: e.name, dir, derivedFrom: readJsonIfExists<DataMeta>(path.join(dir, META_FILE))?.derivedFrom, usedAtMs: fs.statSync(dir).mtimeMs };
     });
 }
 
