@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { EvoError } from '../../core/errors';
@@ -122,4 +123,10 @@ export async function startServerForRuns(opts: Pick<TestServerOptions, 'dynamicC
   const server = await startTestServer(opts);
   Object.assign(process.env, server.env);
   return { server, bundle: await bundleWorkflows() };
+}
+
+/** The built CLI (`dist/cli/evo.js`) run against this server: its exit code and output. */
+export function evoOn(server: TestServer, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...server.env }, timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
