@@ -135,3 +135,16 @@ export function archivedProgramHashes(): Set<string> {
   }
   return hashes;
 }
+
+/** The prepared corpora (`cache/data/<hash>`) the run archives name in their summary.json: what the data cache must keep. */
+export function archivedDataHashes(): Set<string> {
+  const hashes = new Set<string>();
+  const root = runsDir();
+  if (!fs.existsSync(root)) return hashes;
+  for (const run of fs.readdirSync(root, { withFileTypes: true })) {
+    if (!run.isDirectory()) continue;
+    const hash = readJsonIfExists<RunSummary>(path.join(root, run.name, 'summary.json'))?.dataHash;
+    if (typeof hash === 'string') hashes.add(hash);
+  }
+  return hashes;
+}

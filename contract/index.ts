@@ -345,12 +345,14 @@ export interface RunSummary {
   usage: UsageTotals;
   /** Why the run is paused or stopped early (budget spent, the LLM refusing our credentials…). */
   reason?: string;
+  /** The prepared corpus the run trains on (`cache/data/<hash>`, kept by `evo gc`); absent in archives written before it was recorded. */
+  dataHash?: string;
 }
 
 export interface EvolutionInput {
   settings: RunSettings;
-  /** Set when the workflow continues as new: the state so far. */
-  carried?: { summary: RunSummary; data: PreparedData };
+  /** Set when the workflow continues as new: the state so far, and a pause or stop signalled before it. */
+  carried?: { summary: RunSummary; data: PreparedData; paused?: boolean; stopRequested?: boolean };
 }
 
 export interface IterationInput {

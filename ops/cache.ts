@@ -1,10 +1,17 @@
-// `evo gc`: keeps the training cache bounded by what the run archives still refer to.
+// `evo gc`: keeps the training and data caches bounded by what the run archives still refer to.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { archivedProgramHashes } from '../archive';
+import { archivedDataHashes, archivedProgramHashes } from '../archive';
 import { cacheDir } from '../core/paths';
 import { readJsonIfExists } from '../core/atomic-file';
 import { trainingDir, trainingResultPath } from '../evaluator/evaluate';
+import { dataEntries } from '../evaluator/data/prepare';
+
+/**
+ * A prepared corpus used this recently is kept though no archive names it: a run records its corpus
+ * right after preparing it, so a day is far beyond that gap (and spares an `evo evaluate` under way).
+ */
+const DATA_IN_USE_MS = 24 * 3600 * 1000;
 
 export interface GcReport {
   /** Training results removed (their program is in no run archive). */
@@ -13,6 +20,10 @@ export interface GcReport {
   folders: number;
   /** Results kept because a run archive holds their program. */
   kept: number;
+  /** Prepared corpora removed (`cache/data/`: no run archive names them, nor one derived from them). */
+  corpora: number;
+  /** Prepared corpora kept: named by a run archive (or the plain corpus of one that is), or used within the last day. */
+  keptCorpora: number;
   bytes: number;
 }
 
@@ -34,9 +45,10 @@ function remove(p: string): number {
  * and every training folder nothing will resume from: one whose result is recorded, one that holds a
  * result.json of the older layout (results now live outside the child's folder), and an empty one. A
  * folder with a checkpoint or a scratch folder and no result may belong to a training under way: kept.
+ * Then the prepared corpora no run archive names (see collectData).
  */
 export function collectGarbage(): GcReport {
-  const report: GcReport = { results: 0, folders: 0, kept: 0, bytes: 0 };
+  const report: GcReport = { results: 0, folders: 0, kept: 0, corpora: 0, keptCorpora: 0, bytes: 0 };
   const referenced = archivedProgramHashes();
   const resultsDir = cacheDir('results');
   for (const f of fs.existsSync(resultsDir) ? fs.readdirSync(resultsDir) : []) {
@@ -60,5 +72,24 @@ export function collectGarbage(): GcReport {
     report.bytes += remove(dir);
     report.folders++;
   }
+  collectData(report);
   return report;
+}
+
+/** Removes the prepared corpora no run archive names and nothing used within DATA_IN_USE_MS. */
+function collectData(report: GcReport): void {
+  const entries = dataEntries();
+  const keep = archivedDataHashes();
+  const now = Date.now();
+  for (const e of entries) if (now - e.usedAtMs < DATA_IN_USE_MS) keep.add(e.hash);
+  // A copy-segment corpus is derived from a plain one, which preparing it again reads first.
+  for (const e of entries) if (keep.has(e.hash) && e.derivedFrom) keep.add(e.derivedFrom);
+  for (const e of entries) {
+    if (keep.has(e.hash)) {
+      report.keptCorpora++;
+      continue;
+    }
+    report.bytes += remove(e.dir);
+    report.corpora++;
+  }
 }

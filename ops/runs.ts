@@ -212,11 +212,11 @@ export function retryRun(workflowId: string): Promise<RetryPoint & { runId: stri
   }, `no workflow ${workflowId}`);
 }
 
-/** The most recent evolution runs, from their search attributes. */
+/** The most recent evolution runs, from their search attributes: one row per run, its current execution (not those it continued as new from). */
 export function listRuns(limit = 50): Promise<RunListing[]> {
   return withClient(async (client) => {
     const runs: RunListing[] = [];
-    for await (const wf of client.workflow.list({ query: `WorkflowType = 'evolution'` })) {
+    for await (const wf of client.workflow.list({ query: `WorkflowType = 'evolution' AND ExecutionStatus != 'ContinuedAsNew'` })) {
       const sa = wf.typedSearchAttributes;
       const runStatus = trueStatus(wf.status.name, sa.get(EvoStatus) as string | undefined);
       runs.push({ workflowId: wf.workflowId, framework: String(sa.get(EvoFramework) ?? ''), temporalStatus: wf.status.name, iteration: String(sa.get(EvoIteration) ?? ''), runStatus });

@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as controlActivities from '../activities/control';
 import { CONTROL_QUEUE, type RunSummary } from '../contract';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
-import { startServerForRuns, type TestServer } from './helpers/temporal-server';
+import { evoOn, startServerForRuns, type TestServer } from './helpers/temporal-server';
 import { controlBlock } from './helpers/controls';
 import { FakeOpenAi, completion, errorReply } from './helpers/fake-openai';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
@@ -37,10 +37,7 @@ after(async () => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-function evo(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...server.env }, timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const evo = (...args: string[]) => evoOn(server, ...args);
 
 /** Recorded training results: file name → modification time. A training run again would rewrite its file. */
 function results(): Map<string, number> {
@@ -110,7 +107,7 @@ test('a run failed by an infrastructure fault: `evo status` shows the failure an
   }
 });
 
-test('`evo gc` removes training results no run archive refers to and leftover training folders, keeps the archived ones, and reports the space freed', () => {
+test('`evo gc` removes training results and prepared corpora no run archive refers to and leftover training folders, keeps the archived and the recently used ones, and reports the space freed', async () => {
   const kept = results();
   assert.ok(kept.size > 0, 'the run above recorded its trainings');
   const plant = (file: string, bytes: number, text = '') => {
@@ -128,13 +125,58 @@ test('`evo gc` removes training results no run archive refers to and leftover tr
   // A training under way (a checkpoint, no result): kept.
   plant(path.join(cache, 'train', 'cccccccccccccccc', 'checkpoint.bin'), 4000);
 
+  // Prepared corpora. The runs above name theirs in summary.json, written before their first training.
+  const summary = JSON.parse(fs.readFileSync(path.join(runs, 'evo-retry-infra', 'summary.json'), 'utf8')) as RunSummary;
+  const dataDir = path.join(cache, 'data');
+  assert.ok(summary.dataHash && fs.existsSync(path.join(dataDir, summary.dataHash, 'meta.json')), 'the run archive names its prepared corpus');
+  const client = new Client({ connection: await server.connect(), namespace: server.namespace });
+  try {
+    const events = (await client.workflow.getHandle('evo-retry-infra').fetchHistory()).events ?? [];
+    const firstChild = events.findIndex((e) => e.startChildWorkflowExecutionInitiatedEventAttributes);
+    const activities = events.slice(0, firstChild).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    assert.deepEqual(activities, ['prepareData', 'writeRunSummary'], 'the corpus is recorded before iteration 0 trains on it');
+  } finally {
+    await client.connection.close();
+  }
+  const corpus = (hash: string, bytes: number, meta: object = {}) => {
+    plant(path.join(dataDir, hash, 'train.tokens'), bytes);
+    plant(path.join(dataDir, hash, 'meta.json'), 200, JSON.stringify({ format: 1, hash, ...meta }));
+    return bytes + 200;
+  };
+  const lastUsed = (hash: string, daysAgo: number) => {
+    const t = new Date(Date.now() - daysAgo * 24 * 3600 * 1000);
+    fs.utimesSync(path.join(dataDir, hash), t, t);
+  };
+  // Every entry was last used days ago unless said otherwise, so only a reference can keep it.
+  lastUsed(summary.dataHash, 3);
+  // A corpus of a deleted run or an old config: removed.
+  planted += corpus('dddddddddddddddd', 3000);
+  lastUsed('dddddddddddddddd', 2);
+  // A copy-segment corpus a run archive names, and the plain corpus it was derived from: both kept.
+  corpus('eeeeeeeeeeeeeeee', 2000, { derivedFrom: '1111111111111111' });
+  corpus('1111111111111111', 2000);
+  lastUsed('eeeeeeeeeeeeeeee', 5);
+  lastUsed('1111111111111111', 5);
+  plant(path.join(runs, 'evo-copy-segments', 'summary.json'), 100, JSON.stringify({ ...summary, workflowId: 'evo-copy-segments', dataHash: 'eeeeeeeeeeeeeeee' }));
+  // Prepared an hour ago by a run that has not recorded it yet (or an `evo evaluate` under way): kept.
+  corpus('2222222222222222', 1000);
+  lastUsed('2222222222222222', 1 / 24);
+  // A build under way: left to the process building it.
+  plant(path.join(dataDir, '.build-3333333333333333-x', 'train.tokens'), 500);
+
   const r = evo('gc');
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, new RegExp(`^removed 1 training results and \\d+ training folders, freed ${(planted / 1000).toFixed(1)} kB; kept ${kept.size} results of archived programs$`, 'm'), `${planted} bytes planted`);
+  assert.match(
+    r.stdout,
+    new RegExp(`^removed 1 training results, \\d+ training folders and 1 prepared corpus, freed ${(planted / 1000).toFixed(1)} kB; kept ${kept.size} results of archived programs and 4 prepared corpora$`, 'm'),
+    `${planted} bytes planted`,
+  );
   assert.deepEqual(results(), kept, 'every result of an archived program is kept');
   assert.ok(fs.existsSync(path.join(cache, 'train', 'cccccccccccccccc', 'checkpoint.bin')), 'an unfinished training keeps its checkpoint');
   assert.ok(!fs.existsSync(path.join(cache, 'train', 'bbbbbbbbbbbbbbbb')));
-  assert.match(evo('gc').stdout, /^removed 0 training results and 0 training folders, freed 0 B;/m, 'nothing left to remove');
+  assert.deepEqual(fs.readdirSync(dataDir).sort(), ['.build-3333333333333333-x', '1111111111111111', '2222222222222222', summary.dataHash, 'eeeeeeeeeeeeeeee'].sort());
+  assert.match(evo('gc').stdout, /^removed 0 training results, 0 training folders and 0 prepared corpora, freed 0 B;/m, 'nothing left to remove');
+  fs.rmSync(path.join(runs, 'evo-copy-segments'), { recursive: true });
 });
 
 test('an iteration failing on an LLM error still records every call it paid for: the run pauses with the reason and its usage counts each request', async () => {

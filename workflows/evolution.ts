@@ -16,6 +16,9 @@ export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
 export const stopSignal = defineSignal('stop');
 
+/** The patch that writes summary.json, naming the run's prepared corpus, before iteration 0 (runs recorded before it wrote it first after iteration 0). */
+export const RECORD_DATA_FIRST = 'record-data-first';
+
 /** The message of an iteration that failed on the LLM API (refused us, or stayed down through every retry), if it did. */
 function llmFailure(err: unknown): string | undefined {
   for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) {
@@ -36,8 +39,9 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
     best: null,
     usage: emptyTotals(),
   };
-  let paused = summary.status === 'paused';
-  let stopRequested = false;
+  // A pause or stop signalled during the last iteration before continuing as new is carried into the new run.
+  let paused = summary.status === 'paused' || input.carried?.paused === true;
+  let stopRequested = input.carried?.stopRequested === true;
   setHandler(statusQuery, () => summary);
   setHandler(pauseSignal, () => {
     paused = true;
@@ -62,6 +66,9 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
   publish();
 
   const data = input.carried?.data ?? (await controlActivities('prepare data').prepareData(settings.evaluator.data));
+  // The archive names the corpus the run trains on (`evo gc` keeps it) before any training reads it.
+  summary.dataHash = data.hash;
+  if (!input.carried && patched(RECORD_DATA_FIRST)) await controlActivities('record data').writeRunSummary(summary);
   const proposalsSoFar = () => summary.iterations.reduce((n, it) => n + it.proposals, 0);
 
   const budget = settings.llm?.budgetUsd ?? null;
@@ -119,7 +126,7 @@ export async function evolution(input: EvolutionInput): Promise<RunSummary> {
     publish();
     i++;
     if (workflowInfo().continueAsNewSuggested && i <= settings.iterations) {
-      await continueAsNew<typeof evolution>({ settings, carried: { summary, data } });
+      await continueAsNew<typeof evolution>({ settings, carried: { summary, data, paused, stopRequested } });
     }
   }
   summary.status = stopRequested ? 'stopped' : 'completed';

@@ -1,4 +1,4 @@
-// `evo gc`: remove training cache entries no run archive refers to, and say how much space that freed.
+// `evo gc`: remove training and data cache entries no run archive refers to, and say how much space that freed.
 import type { CommandSpec } from '../spec';
 
 function fmtBytes(n: number): string {
@@ -10,11 +10,14 @@ function fmtBytes(n: number): string {
 
 export const gc: CommandSpec = {
   name: 'gc',
-  summary: 'remove training cache entries no run archive refers to, and report the space freed',
+  summary: 'remove training results and prepared corpora no run archive refers to, and report the space freed',
   options: [],
   async run() {
     const { collectGarbage } = await import('../../ops/cache');
     const r = collectGarbage();
-    process.stdout.write(`removed ${r.results} training results and ${r.folders} training folders, freed ${fmtBytes(r.bytes)}; kept ${r.kept} results of archived programs\n`);
+    const corpora = (n: number) => `${n} prepared ${n === 1 ? 'corpus' : 'corpora'}`;
+    process.stdout.write(
+      `removed ${r.results} training results, ${r.folders} training folders and ${corpora(r.corpora)}, freed ${fmtBytes(r.bytes)}; kept ${r.kept} results of archived programs and ${corpora(r.keptCorpora)}\n`,
+    );
   },
 };

@@ -41,6 +41,8 @@ interface DataMeta {
   format: number;
   /** Absent in entries written before pre-tokenised data was accepted: those are all BPE. */
   tokenizer?: PreparedData['tokenizer'];
+  /** A copy-segment entry's plain corpus (`evo gc` keeps it with the entry); absent in plain entries and older derived ones. */
+  derivedFrom?: string;
   hash: string;
   vocabSize: number;
   valFraction: number;
@@ -80,7 +82,7 @@ async function withCopySegments(plain: PreparedData, copy: CopySegments): Promis
       const val = mixCopySegments(loadTokens(plain.valPath), copy, symbols, 2);
       writeTokenFile(path.join(buildDir, TRAIN_FILE), train, plain.vocabSize);
       writeTokenFile(path.join(buildDir, VAL_FILE), val, plain.vocabSize);
-      return { ...meta, hash, trainTokens: train.length, valTokens: val.length };
+      return { ...meta, hash, derivedFrom: plain.hash, trainTokens: train.length, valTokens: val.length };
     }))
   );
 }
@@ -129,10 +131,14 @@ function dataHash(corpus: Corpus, { vocabSize, valFraction }: DataSpec): string 
   return hash.digest('hex').slice(0, 16);
 }
 
-/** A complete cache entry, or undefined: entries appear only by renaming a finished build into place. */
+/**
+ * A complete cache entry, or undefined: entries appear only by renaming a finished build into place.
+ * Reading one marks it used now (its folder's time; no file changes), so `evo gc` spares it until a run records it.
+ */
 function readPrepared(dir: string): PreparedData | undefined {
   const meta = readJsonIfExists<DataMeta>(path.join(dir, META_FILE));
   if (!meta) return undefined;
+  markUsed(dir);
   const tokenizer = meta.tokenizer ?? 'bpe';
   return {
     hash: meta.hash,
@@ -145,6 +151,15 @@ function readPrepared(dir: string): PreparedData | undefined {
     trainTokens: meta.trainTokens,
     valTokens: meta.valTokens,
   };
+}
+
+function markUsed(dir: string): void {
+  const now = new Date();
+  try {
+    fs.utimesSync(dir, now, now);
+  } catch {
+    // A read-only cache still serves its entries.
+  }
 }
 
 /** Builds the entry in a private folder, then renames it into place; a concurrent builder that lost the race discards its copy. */
@@ -287,6 +302,27 @@ function* binChunks(file: string, start: number, end: number): Generator<Buffer>
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** A prepared corpus in the cache, for `evo gc`: its folder, plain parent and when it was last prepared or reused. */
+export interface DataEntry {
+  hash: string;
+  dir: string;
+  derivedFrom?: string;
+  usedAtMs: number;
+}
+
+/** Every entry of the data cache; builds under way (their private folders) are not entries. */
+export function dataEntries(): DataEntry[] {
+  const root = cacheDir('data');
+  if (!fs.existsSync(root)) return [];
+  return fs
+    .readdirSync(root, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith(BUILD_PREFIX))
+    .map((e) => {
+      const dir = path.join(root, e.name);
+      return { hash: e.name, dir, derivedFrom: readJsonIfExists<DataMeta>(path.join(dir, META_FILE))?.derivedFrom, usedAtMs: fs.statSync(dir).mtimeMs };
+    });
 }
 
 /** Build folders of processes that died mid-build; a day is far beyond any live build's age. */

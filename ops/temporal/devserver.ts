@@ -32,6 +32,8 @@ export interface DevServerOptions {
   install?: boolean;
   startTimeoutMs?: number;
   log?: (line: string) => void;
+  /** Server settings beyond the defaults, as `--dynamic-config-value key=value` (e.g. lower history limits for a test). */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 export interface DevServerHandle {
@@ -198,7 +200,7 @@ function logTail(file: string): string {
 }
 
 /** Everything `temporal server start-dev` is started with. */
-export function devServerArgs(o: { dbFile: string; port: number; uiPort: number; namespace: string }): string[] {
+export function devServerArgs(o: { dbFile: string; port: number; uiPort: number; namespace: string; dynamicConfig?: DevServerOptions['dynamicConfig'] }): string[] {
   const namespaces = o.namespace === 'default' ? ['default'] : ['default', o.namespace];
   return [
     'server', 'start-dev',
@@ -208,6 +210,8 @@ export function devServerArgs(o: { dbFile: string; port: number; uiPort: number;
     '--ui-port', String(o.uiPort),
     ...namespaces.flatMap((ns) => ['--namespace', ns]),
     ...searchAttributeCliFlags(),
+    // Values are JSON: a string is quoted, a number or boolean is written as it is.
+    ...Object.entries(o.dynamicConfig ?? {}).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
     '--log-level', 'warn',
   ];
 }
@@ -282,7 +286,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     } catch {
       /* no log yet */
     }
-    const args = devServerArgs({ dbFile: paths.db, port, uiPort, namespace });
+    const args = devServerArgs({ dbFile: paths.db, port, uiPort, namespace, dynamicConfig: opts.dynamicConfig });
     const logFd = fs.openSync(paths.log, 'a');
     fs.writeSync(logFd, `\n--- ${new Date().toISOString()} evoscale starting: ${binary} ${args.join(' ')}\n`);
     const child = spawn(binary, args, {

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { EvoError } from '../../core/errors';
@@ -41,7 +42,13 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startTestServer(opts: { namespace?: string } = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  namespace?: string;
+  /** Server settings for this test's server (e.g. lower history limits), kept across restart(). */
+  dynamicConfig?: Record<string, string | number | boolean>;
+}
+
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   process.env.EVOSCALE_TOOLS_DIR ??= path.join(repoRoot, '.evoscale', 'tools');
   const namespace = opts.namespace ?? 'default';
   const binary = await findTemporalBinary({ install: true });
@@ -57,7 +64,7 @@ export async function startTestServer(opts: { namespace?: string } = {}): Promis
     port = await freePort();
     uiPort = await freePort();
     try {
-      handle = await startDevServer({ stateDir, port, uiPort, namespace, binary, log });
+      handle = await startDevServer({ stateDir, port, uiPort, namespace, binary, log, dynamicConfig: opts.dynamicConfig });
     } catch (err) {
       const portTrouble = err instanceof EvoError && /in use|bind|address already/i.test(err.message);
       if (!portTrouble || attempt >= 3) {
@@ -91,7 +98,7 @@ export async function startTestServer(opts: { namespace?: string } = {}): Promis
     },
     async restart() {
       await current.stop();
-      current = await startDevServer({ stateDir, port, uiPort, namespace, binary, log });
+      current = await startDevServer({ stateDir, port, uiPort, namespace, binary, log, dynamicConfig: opts.dynamicConfig });
     },
   };
 }
@@ -110,10 +117,16 @@ export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
  * TEMPORAL_NAMESPACE), the workflow code bundled once, and no LLM key from the environment, so runs
  * use the offline catalogue unless a test sets one.
  */
-export async function startServerForRuns(): Promise<{ server: TestServer; bundle: WorkflowBundleWithSourceMap }> {
+export async function startServerForRuns(opts: Pick<TestServerOptions, 'dynamicConfig'> = {}): Promise<{ server: TestServer; bundle: WorkflowBundleWithSourceMap }> {
   delete process.env.OPENAI_API_KEY;
   delete process.env.OPENAI_BASE_URL;
-  const server = await startTestServer();
+  const server = await startTestServer(opts);
   Object.assign(process.env, server.env);
   return { server, bundle: await bundleWorkflows() };
+}
+
+/** The built CLI (`dist/cli/evo.js`) run against this server: its exit code and output. */
+export function evoOn(server: TestServer, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'evo.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...server.env }, timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
