@@ -6,6 +6,7 @@ import { cacheDir } from '../core/paths';
 import { readJsonIfExists } from '../core/atomic-file';
 import { trainingDir, trainingResultPath } from '../evaluator/evaluate';
 import { dataEntries } from '../evaluator/data/prepare';
+import { graphStoreDir } from '../trace/graph';
 
 /**
  * A prepared corpus used this recently is kept though no archive names it: a run records its corpus
@@ -24,6 +25,8 @@ export interface GcReport {
   corpora: number;
   /** Prepared corpora kept: named by a run archive (or the plain corpus of one that is), or used within the last day. */
   keptCorpora: number;
+  /** Traced graphs removed from the graph store (`cache/graphs/`): no kept result names them (run archives hold their own copies). */
+  graphs: number;
   bytes: number;
 }
 
@@ -48,15 +51,17 @@ function remove(p: string): number {
  * Then the prepared corpora no run archive names (see collectData).
  */
 export function collectGarbage(): GcReport {
-  const report: GcReport = { results: 0, folders: 0, kept: 0, corpora: 0, keptCorpora: 0, bytes: 0 };
+  const report: GcReport = { results: 0, folders: 0, kept: 0, corpora: 0, keptCorpora: 0, graphs: 0, bytes: 0 };
   const referenced = archivedProgramHashes();
+  const keptGraphs = new Set<string>();
   const resultsDir = cacheDir('results');
   for (const f of fs.existsSync(resultsDir) ? fs.readdirSync(resultsDir) : []) {
     if (!f.endsWith('.json')) continue;
     const file = path.join(resultsDir, f);
-    const program = readJsonIfExists<{ program?: unknown }>(file)?.program;
-    if (typeof program === 'string' && referenced.has(program)) {
+    const result = readJsonIfExists<{ program?: unknown; graph?: unknown }>(file);
+    if (typeof result?.program === 'string' && referenced.has(result.program)) {
       report.kept++;
+      if (typeof result.graph === 'string') keptGraphs.add(result.graph);
       continue;
     }
     report.bytes += remove(file);
@@ -73,7 +78,23 @@ export function collectGarbage(): GcReport {
     report.folders++;
   }
   collectData(report);
+  collectGraphs(report, keptGraphs);
   return report;
+}
+
+/**
+ * Removes the traced graphs no kept training result names. A graph written within the last day is
+ * kept: a torch training stores its graph when it starts and names it in its result only when done.
+ */
+function collectGraphs(report: GcReport, kept: Set<string>): void {
+  const dir = graphStoreDir();
+  const now = Date.now();
+  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    const file = path.join(dir, f);
+    if (kept.has(f.replace(/\.json$/, '')) || now - fs.statSync(file).mtimeMs < DATA_IN_USE_MS) continue;
+    report.bytes += remove(file);
+    report.graphs++;
+  }
 }
 
 /** Removes the prepared corpora no run archive names and nothing used within DATA_IN_USE_MS. */

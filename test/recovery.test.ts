@@ -164,18 +164,33 @@ test('`evo gc` removes training results and prepared corpora no run archive refe
   // A build under way: left to the process building it.
   plant(path.join(dataDir, '.build-3333333333333333-x', 'train.tokens'), 500);
 
+  // Traced graphs: one a kept (torch) result names, one nothing names written days ago (removed), one
+  // nothing names yet, written a minute ago by a torch training under way (kept).
+  const graphs = path.join(cache, 'graphs');
+  const archived = summary.iterations[0].programHash!;
+  plant(path.join(cache, 'results', '5555555555555555.json'), 100, JSON.stringify({ program: archived, graph: '4444444444444444' }));
+  kept.set('5555555555555555.json', fs.statSync(path.join(cache, 'results', '5555555555555555.json')).mtimeMs);
+  plant(path.join(graphs, '4444444444444444.json'), 400, '{}');
+  planted += plant(path.join(graphs, '6666666666666666.json'), 600, '{}');
+  plant(path.join(graphs, '7777777777777777.json'), 800, '{}');
+  for (const [g, daysAgo] of [['4444444444444444', 3], ['6666666666666666', 3], ['7777777777777777', 0.001]] as const) {
+    const t = new Date(Date.now() - daysAgo * 24 * 3600 * 1000);
+    fs.utimesSync(path.join(graphs, `${g}.json`), t, t);
+  }
+
   const r = evo('gc');
   assert.equal(r.code, 0, r.stderr);
   assert.match(
     r.stdout,
-    new RegExp(`^removed 1 training results, \\d+ training folders and 1 prepared corpus, freed ${(planted / 1000).toFixed(1)} kB; kept ${kept.size} results of archived programs and 4 prepared corpora$`, 'm'),
+    new RegExp(`^removed 1 training results, \\d+ training folders, 1 prepared corpus and 1 traced graph, freed ${(planted / 1000).toFixed(1)} kB; kept ${kept.size} results of archived programs and 4 prepared corpora$`, 'm'),
     `${planted} bytes planted`,
   );
   assert.deepEqual(results(), kept, 'every result of an archived program is kept');
   assert.ok(fs.existsSync(path.join(cache, 'train', 'cccccccccccccccc', 'checkpoint.bin')), 'an unfinished training keeps its checkpoint');
   assert.ok(!fs.existsSync(path.join(cache, 'train', 'bbbbbbbbbbbbbbbb')));
   assert.deepEqual(fs.readdirSync(dataDir).sort(), ['.build-3333333333333333-x', '1111111111111111', '2222222222222222', summary.dataHash, 'eeeeeeeeeeeeeeee'].sort());
-  assert.match(evo('gc').stdout, /^removed 0 training results, 0 training folders and 0 prepared corpora, freed 0 B;/m, 'nothing left to remove');
+  assert.deepEqual(fs.readdirSync(graphs).sort(), ['4444444444444444.json', '7777777777777777.json']);
+  assert.match(evo('gc').stdout, /^removed 0 training results, 0 training folders, 0 prepared corpora and 0 traced graphs, freed 0 B;/m, 'nothing left to remove');
   fs.rmSync(path.join(runs, 'evo-copy-segments'), { recursive: true });
 });
 

@@ -17,7 +17,7 @@ export const gc: CommandSpec = {
     const r = collectGarbage();
     const corpora = (n: number) => `${n} prepared ${n === 1 ? 'corpus' : 'corpora'}`;
     process.stdout.write(
-      `removed ${r.results} training results, ${r.folders} training folders and ${corpora(r.corpora)}, freed ${fmtBytes(r.bytes)}; kept ${r.kept} results of archived programs and ${corpora(r.keptCorpora)}\n`,
+      `removed ${r.results} training results, ${r.folders} training folders, ${corpora(r.corpora)} and ${r.graphs} traced ${r.graphs === 1 ? 'graph' : 'graphs'}, freed ${fmtBytes(r.bytes)}; kept ${r.kept} results of archived programs and ${corpora(r.keptCorpora)}\n`,
     );
   },
 };
