@@ -10,11 +10,12 @@ function fmtBytes(n: number): string {
 
 export const gc: CommandSpec = {
   name: 'gc',
-  summary: 'remove training cache entries no run archive refers to, and report the space freed',
+  summary: 'remove training cache entries and stored LLM replies no run archive refers to, and report the space freed',
   options: [],
   async run() {
     const { collectGarbage } = await import('../../ops/cache');
     const r = collectGarbage();
     process.stdout.write(`removed ${r.results} training results and ${r.folders} training folders, freed ${fmtBytes(r.bytes)}; kept ${r.kept} results of archived programs\n`);
+    process.stdout.write(`LLM replies: removed ${r.replies} of runs no archive holds, kept ${r.keptReplies} of archived runs\n`);
   },
 };
