@@ -9,6 +9,7 @@ import { chooseProvider, type AttemptFeedback, type MutationRequest } from '../p
 import { ReplyRefused } from '../propose/llm/reply';
 import { LlmError } from '../propose/llm/openai';
 import { emptyTotals, totalsOf } from '../propose/llm/ledger';
+import { ReplyStore } from '../propose/llm/replies';
 import type { AttemptRecord, Candidate, IterationRecord, RunSettings } from '../contract';
 import { underFailureRule } from './errors';
 
@@ -94,7 +95,9 @@ export async function proposeCandidate(input: ProposeInput): Promise<Candidate> 
     return { programHash: program.hash, description: `${framework} baseline (causal softmax attention)`, provider: 'baseline', usage: emptyTotals() };
   }
   return underFailureRule(async () => {
-    const { provider, notice } = chooseProvider(settings);
+    // Every LLM reply is kept (cache/llm-replies/<runId>/) as it arrives: this step retried after its worker
+    // died, or its iteration run again (`evo retry`, `evo resume`), gets the same replies without asking again.
+    const { provider, notice } = chooseProvider(settings, process.env, { replies: new ReplyStore() });
     if (!noticesLogged.has(notice)) {
       noticesLogged.add(notice);
       log.info(notice);
@@ -110,6 +113,8 @@ export async function proposeCandidate(input: ProposeInput): Promise<Candidate> 
       seed: settings.seed,
       history,
       proposalIndex: input.proposalIndex,
+      // The attempt within the iteration: every earlier attempt of this iteration is in failedAttempts.
+      exchange: { runId: input.runId, iteration: input.iteration, attempt: input.failedAttempts.length + 1 },
       ...mutationContext(input, framework),
     };
     let proposal;

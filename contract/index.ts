@@ -144,7 +144,21 @@ export interface UsageTotals {
   promptTokens: number;
   completionTokens: number;
   costUsd: number;
-  byModel: Record<string, Omit<UsageTotals, 'byModel'>>;
+  byModel: Record<string, Omit<UsageTotals, 'byModel' | 'replies'>>;
+  /**
+   * Every stored LLM reply these totals count, by its reply-store key (propose/llm/replies.ts), with
+   * what it cost. A reply reaches a run's totals again when its iteration runs again (after `evo resume`)
+   * or its step is retried; adding totals counts each key once. Absent when no reply was stored.
+   */
+  replies?: Record<string, ReplyCharge>;
+}
+
+/** One stored reply's share of the totals: the call that produced it, paid once. */
+export interface ReplyCharge {
+  model: string;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
 }
 
 /** A scaling-law fit `loss = a + b·ln N` as records carry it. */

@@ -1,8 +1,9 @@
-// `evo gc`: keeps the training and data caches bounded by what the run archives still refer to.
+// `evo gc`: keeps the training, data and graph caches and the LLM reply store bounded by what the run archives still refer to.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { archivedDataHashes, archivedProgramHashes } from '../archive';
-import { cacheDir } from '../core/paths';
+import { cacheDir, runsDir } from '../core/paths';
+import { ReplyStore } from '../propose/llm/replies';
 import { readJsonIfExists } from '../core/atomic-file';
 import { trainingDir, trainingResultPath } from '../evaluator/evaluate';
 import { dataEntries } from '../evaluator/data/prepare';
@@ -27,8 +28,14 @@ export interface GcReport {
   keptCorpora: number;
   /** Traced graphs removed from the graph store (`cache/graphs/`): no kept result names them (run archives hold their own copies). */
   graphs: number;
+  /** Stored LLM replies removed (their run has no archive any more), and those kept. */
+  replies: number;
+  keptReplies: number;
   bytes: number;
 }
+
+/** A temp file of an atomic write older than this was left by a process that died mid-write. */
+const STALE_TEMP_MS = 3600_000;
 
 function sizeOf(p: string): number {
   const st = fs.lstatSync(p, { throwIfNoEntry: false });
@@ -51,7 +58,7 @@ function remove(p: string): number {
  * Then the prepared corpora no run archive names (see collectData).
  */
 export function collectGarbage(): GcReport {
-  const report: GcReport = { results: 0, folders: 0, kept: 0, corpora: 0, keptCorpora: 0, graphs: 0, bytes: 0 };
+  const report: GcReport = { results: 0, folders: 0, kept: 0, corpora: 0, keptCorpora: 0, graphs: 0, replies: 0, keptReplies: 0, bytes: 0 };
   const referenced = archivedProgramHashes();
   const keptGraphs = new Set<string>();
   const resultsDir = cacheDir('results');
@@ -79,6 +86,7 @@ export function collectGarbage(): GcReport {
   }
   collectData(report);
   collectGraphs(report, keptGraphs);
+  collectReplies(report);
   return report;
 }
 
@@ -112,5 +120,29 @@ function collectData(report: GcReport): void {
     }
     report.bytes += remove(e.dir);
     report.corpora++;
+  }
+}
+
+/**
+ * The reply store keeps every reply of every run that still has an archive folder, whatever its state:
+ * a failed or stopped run can be continued (`evo retry`, `evo resume`) as long as it exists, and a reply
+ * is small beside the trainings. The replies of a run whose archive is gone are removed, and so are
+ * temp files left by a worker killed mid-write.
+ */
+function collectReplies(report: GcReport): void {
+  const store = new ReplyStore();
+  for (const runId of store.runs()) {
+    const dir = path.join(store.root, runId);
+    const files = fs.readdirSync(dir);
+    if (!fs.existsSync(runsDir(runId))) {
+      report.replies += files.filter((f) => f.endsWith('.json')).length;
+      report.bytes += remove(dir);
+      continue;
+    }
+    for (const f of files) {
+      const file = path.join(dir, f);
+      if (f.endsWith('.json')) report.keptReplies++;
+      else if (f.includes('.tmp-') && Date.now() - (fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > STALE_TEMP_MS) report.bytes += remove(file);
+    }
   }
 }

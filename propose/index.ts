@@ -6,6 +6,7 @@ import type { MutationProvider } from './provider';
 import { OfflineCatalogueProvider } from './offline/provider';
 import { FilesProvider } from './files';
 import { OpenAiProvider, resolveEndpoint } from './llm/openai';
+import type { ReplyStore } from './llm/replies';
 
 export type * from './provider';
 
@@ -27,7 +28,7 @@ export type ProviderSettings = Pick<RunSettings, 'framework'> & {
  * and prompt settings travel in the run's settings (resolved from its config when it started): a run
  * started without them has no LLM to call.
  */
-export function chooseProvider(settings: ProviderSettings, env: NodeJS.ProcessEnv = process.env): ProviderChoice {
+export function chooseProvider(settings: ProviderSettings, env: NodeJS.ProcessEnv = process.env, opts: { replies?: ReplyStore } = {}): ProviderChoice {
   if (settings.mutation.provider === 'files') {
     const dir = settings.mutation.dir ?? '';
     const files = new FilesProvider(dir);
@@ -43,7 +44,7 @@ export function chooseProvider(settings: ProviderSettings, env: NodeJS.ProcessEn
     const keyEnv = llm.apiKeyEnv;
     const configured = Boolean(env[keyEnv] || env.OPENAI_BASE_URL || llm.apiBase);
     if (configured) {
-      const provider = new OpenAiProvider({ llm, prompt, env });
+      const provider = new OpenAiProvider({ llm, prompt, env, replies: opts.replies });
       const endpoint = resolveEndpoint(llm, env);
       const models = llm.fallbackModel ? `primary ${llm.primaryModel}, fallback ${llm.fallbackModel}` : `model ${llm.primaryModel}`;
       const key = endpoint.keyFrom ? `key from ${endpoint.keyFrom}` : 'no API key';

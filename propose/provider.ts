@@ -48,6 +48,19 @@ export interface MutationRequest {
   inspirations?: ScoredProgram[];
   /** Proposals made so far in this run, counting every attempt (the files provider replays in order). */
   proposalIndex?: number;
+  /**
+   * Which exchange of which run this is (the run's workflow ID, the iteration, the 1-based attempt within
+   * it): with it, an LLM provider keeps every reply in the reply store and answers a repeated request from
+   * there (propose/llm/replies.ts). Without it nothing is stored.
+   */
+  exchange?: ExchangeScope;
+}
+
+/** One proposal's place in a run: what, besides the request body, determines an LLM request. */
+export interface ExchangeScope {
+  runId: string;
+  iteration: number;
+  attempt: number;
 }
 
 /** One request to an LLM: tokens from the response's `usage`, cost from the config's price table. */
@@ -60,6 +73,10 @@ export interface LlmCall {
   /** Why the call failed (secrets scrubbed). */
   error?: string;
   durationMs: number;
+  /** The reply-store key of a successful call's reply, when the reply store kept it. */
+  replyKey?: string;
+  /** True when the reply came from the reply store: it was requested (and paid) once, earlier. */
+  reused?: boolean;
 }
 
 export interface LlmUsage {

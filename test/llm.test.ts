@@ -2,6 +2,9 @@
 // replies become blocks or precise refusals, retries and fallback, reasoning parameters, secrets, the ledger.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as util from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -14,8 +17,10 @@ import { LlmError, OpenAiProvider, isReasoningModel, scrubSecrets } from '../pro
 import { buildPrompt } from '../propose/llm/prompt';
 import { chooseProvider, type AttemptFeedback, type LlmCall, type MutationRequest } from '../propose';
 import { parseReply, ReplyRefused } from '../propose/llm/reply';
-import { addTotals, budgetExceeded, budgetMessage, formatTotals, mergeUsage, totalsOf, usageFromCalls } from '../propose/llm/ledger';
+import { addTotals, budgetExceeded, budgetMessage, emptyTotals, formatTotals, mergeUsage, totalsOf, usageFromCalls } from '../propose/llm/ledger';
 import { OfflineCatalogueProvider } from '../propose/offline/provider';
+import { ReplyStore, type StoredReply } from '../propose/llm/replies';
+import { collectGarbage } from '../ops/cache';
 import { completion, errorReply, FakeOpenAi, TEMPERATURE_DIFF } from './helpers/fake-openai';
 
 const KEY = 'sk-test-Zq8vN3xY7pL2mK9wR4tB6cD1';
@@ -437,6 +442,106 @@ describe('provider choice', () => {
     assert.ok(bare.provider instanceof OfflineCatalogueProvider);
     assert.match(bare.notice, /the run has no LLM settings/);
     assert.ok(![none, keyed, local, control, files, bare].some((c) => c.notice.includes(KEY) || c.notice.includes('hunter22')));
+  });
+});
+
+describe('the reply store', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-replies-'));
+  after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const exchange = { runId: 'evo-test-replies', iteration: 3, attempt: 1 };
+  /** A provider in a fresh process, as far as the store is concerned: nothing in memory carries over. */
+  const withStore = (over: Partial<LlmSettings> = {}) =>
+    new OpenAiProvider({ llm: llm(over), prompt: CD_CONFIG.prompt, env: { OPENAI_API_KEY: KEY }, log: (line) => logLines.push(line), replies: new ReplyStore(root) });
+
+  test('a reply is stored as it arrives; the same request again is answered from the store, not the API, and counted once', async () => {
+    server.script(completion(TEMPERATURE_DIFF, { prompt_tokens: 3000, completion_tokens: 500 }), completion(TEMPERATURE_DIFF));
+    const first = await withStore().propose(request('coefficient_dynamics', { exchange }));
+    assert.equal(server.requests.length, 1);
+    const [call] = first.usage!.calls;
+    assert.equal(call.ok, true);
+    assert.match(call.replyKey ?? '', /^[0-9a-f]{32}$/);
+    assert.ok(!call.reused);
+    const file = path.join(root, exchange.runId, `${call.replyKey}.json`);
+    const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as StoredReply;
+    assert.deepEqual(stored.request, server.requests[0].body, 'the full request body, as sent');
+    assert.equal(stored.text, TEMPERATURE_DIFF);
+    assert.deepEqual([stored.runId, stored.iteration, stored.attempt, stored.model], [exchange.runId, 3, 1, PRIMARY]);
+    assert.ok(!JSON.stringify(stored).includes(KEY), 'no credential in the store');
+    assert.deepEqual(fs.readdirSync(path.join(root, exchange.runId)), [`${call.replyKey}.json`], 'written atomically: no temp file left');
+
+    // The step again (its worker died after the reply arrived; `evo retry` ran its iteration again).
+    const again = await withStore().propose(request('coefficient_dynamics', { exchange }));
+    assert.equal(server.requests.length, 1, 'not requested again');
+    assert.deepEqual([again.block, again.description, again.provider], [first.block, first.description, first.provider]);
+    assert.deepEqual(again.usage!.calls, [{ ...call, reused: true }], 'the call that fetched it: same tokens, cost and key, marked reused');
+    assert.ok(logLines.some((l) => l.includes(`taken from the reply store (${call.replyKey})`)));
+
+    // Each delivery counts the call, and the run counts it once: the cost was paid once.
+    const [t1, t2] = [totalsOf(first.usage), totalsOf(again.usage)];
+    assert.deepEqual([t1.calls, t2.calls, t1.costUsd, t2.costUsd], [1, 1, 0.01, 0.01]);
+    const run = addTotals(addTotals(emptyTotals(), t1), t2);
+    assert.deepEqual([run.calls, run.promptTokens, run.completionTokens, run.costUsd, run.byModel[PRIMARY].calls], [1, 3000, 500, 0.01, 1]);
+    assert.deepEqual(Object.keys(run.replies ?? {}), [call.replyKey]);
+
+    // What determines the request is the key: another attempt, iteration or run, or another body, asks again.
+    for (const other of [{ ...exchange, attempt: 2 }, { ...exchange, iteration: 4 }, { ...exchange, runId: 'evo-test-other' }]) {
+      server.script(completion(TEMPERATURE_DIFF));
+      await withStore().propose(request('coefficient_dynamics', { exchange: other }));
+    }
+    server.script(completion(TEMPERATURE_DIFF));
+    await withStore({ temperature: 0.5 }).propose(request('coefficient_dynamics', { exchange }));
+    assert.equal(server.requests.length, 5);
+    // Without an exchange nothing is stored or reused.
+    server.script(completion(TEMPERATURE_DIFF), completion(TEMPERATURE_DIFF));
+    await withStore().propose(request());
+    const plain = await withStore().propose(request());
+    assert.equal(server.requests.length, 7);
+    assert.equal(plain.usage!.calls[0].replyKey, undefined);
+  });
+
+  test("an exchange that ended on the fallback model, or in a refused reply, ends the same way again without a request", async () => {
+    server.respondWith((req) => (req.body.model === PRIMARY ? errorReply(503, 'overloaded', { headers: { 'retry-after-ms': '1' } }) : completion(TEMPERATURE_DIFF)));
+    const scope = { ...exchange, iteration: 7 };
+    const first = await withStore({ maxRetries: 0 }).propose(request('coefficient_dynamics', { exchange: scope }));
+    assert.deepEqual(server.requests.map((r) => r.body.model), [PRIMARY, FALLBACK]);
+    const again = await withStore({ maxRetries: 0 }).propose(request('coefficient_dynamics', { exchange: scope }));
+    assert.equal(server.requests.length, 2, 'neither model is asked again');
+    assert.equal(again.provider, `openai:${FALLBACK}`);
+    assert.deepEqual(again.usage!.calls.map((c) => [c.model, c.reused]), [[FALLBACK, true]], 'the failed primary call is not repeated either');
+    assert.equal(again.block, first.block);
+
+    server.reset();
+    server.script(completion('No code today.'));
+    const refusedScope = { ...exchange, iteration: 8 };
+    const refused = await rejection(withStore().propose(request('coefficient_dynamics', { exchange: refusedScope })));
+    const refusedAgain = await rejection(withStore().propose(request('coefficient_dynamics', { exchange: refusedScope })));
+    assert.ok(refused instanceof ReplyRefused && refusedAgain instanceof ReplyRefused);
+    assert.equal(refusedAgain.message, refused.message);
+    assert.equal(server.requests.length, 1);
+  });
+
+  test('`evo gc` keeps the replies of runs that have an archive and removes those of runs that do not', () => {
+    const saved = { home: process.env.EVOSCALE_HOME, runs: process.env.EVOSCALE_RUNS_DIR };
+    const state = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-replies-gc-'));
+    process.env.EVOSCALE_HOME = path.join(state, 'home');
+    process.env.EVOSCALE_RUNS_DIR = path.join(state, 'runs');
+    try {
+      const store = new ReplyStore();
+      const call: LlmCall = { model: PRIMARY, promptTokens: 1, completionTokens: 1, costUsd: 0, ok: true, durationMs: 1 };
+      for (const runId of ['evo-kept', 'evo-deleted']) store.save({ runId, iteration: 1, attempt: 1 }, PRIMARY, { model: PRIMARY }, { text: 'x', finishReason: 'stop' }, call);
+      fs.mkdirSync(path.join(process.env.EVOSCALE_RUNS_DIR, 'evo-kept'), { recursive: true });
+      const r = collectGarbage();
+      assert.deepEqual([r.replies, r.keptReplies], [1, 1]);
+      assert.ok(r.bytes > 0);
+      assert.deepEqual(store.runs(), ['evo-kept']);
+      assert.ok(store.load({ runId: 'evo-kept', iteration: 1, attempt: 1 }, PRIMARY, { model: PRIMARY }));
+    } finally {
+      process.env.EVOSCALE_HOME = saved.home;
+      process.env.EVOSCALE_RUNS_DIR = saved.runs;
+      if (saved.home === undefined) delete process.env.EVOSCALE_HOME;
+      if (saved.runs === undefined) delete process.env.EVOSCALE_RUNS_DIR;
+      fs.rmSync(state, { recursive: true, force: true });
+    }
   });
 });
 

@@ -66,7 +66,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
   const attempts = input.iteration === 0 ? 1 : settings.mutation.maxAttempts;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     setCurrentDetails(`${label}: proposing (attempt ${attempt} of ${attempts})`);
-    const proposal = await controlActivities(`${label}: propose (attempt ${attempt})`).proposeCandidate({
+    const proposal = await controlActivities(`${label}: propose (attempt ${attempt})`, settings.heartbeatTimeoutS).proposeCandidate({
       runId,
       settings,
       iteration: input.iteration,
@@ -83,7 +83,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
       continue;
     }
     setCurrentDetails(`${label}: validating ${proposal.programHash} (${proposal.description})`);
-    const report = await controlActivities(`${label}: validate ${proposal.programHash}`).validateCandidate({
+    const report = await controlActivities(`${label}: validate ${proposal.programHash}`, settings.heartbeatTimeoutS).validateCandidate({
       runId,
       framework: settings.framework,
       programHash: proposal.programHash,
@@ -111,7 +111,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
   if (!candidate.ok || candidate.programHash === null) {
     if (input.iteration === 0) throw ApplicationFailure.nonRetryable(`the ${settings.framework} baseline failed validation: ${candidate.reason}`, 'BaselineInvalid');
     record.error = `every proposal was refused; last: ${candidate.reason}`;
-    await controlActivities(`${label}: record invalid`).recordIteration({ runId, record });
+    await controlActivities(`${label}: record invalid`, settings.heartbeatTimeoutS).recordIteration({ runId, record });
     return record;
   }
 
@@ -135,7 +135,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
       if (mine.valLoss > base.valLoss + settings.screen.margin) {
         record.status = 'rejected';
         record.error = `screened out: loss ${mine.valLoss.toFixed(4)} after ${mine.steps} steps at ${mine.size} is worse than the baseline's ${base.valLoss.toFixed(4)} by more than ${settings.screen.margin}`;
-        await controlActivities(`${label}: record screened out`).recordIteration({ runId, record });
+        await controlActivities(`${label}: record screened out`, settings.heartbeatTimeoutS).recordIteration({ runId, record });
         return record;
       }
     }
@@ -150,7 +150,7 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
       const first = ev.seeds.slice(0, rule.after);
       setCurrentDetails(`${label}: training ${candidate.description} at ${counted(ev.sizes.length, 'size')} × the first ${counted(first.length, 'seed')} of ${ev.seeds.length}`);
       const runs = await trainSeeds(first);
-      stopped = await controlActivities(`${label}: check after ${counted(first.length, 'seed')}`).scoreFirstSeeds({
+      stopped = await controlActivities(`${label}: check after ${counted(first.length, 'seed')}`, settings.heartbeatTimeoutS).scoreFirstSeeds({
         runId,
         record,
         runs,
@@ -179,13 +179,13 @@ async function runIteration(input: IterationInput, paid: { usage: UsageTotals })
     // A candidate that diverges, times out or crashes during training is invalid, not fatal.
     if (input.iteration > 0 && candidateFailed(err)) {
       record.error = `training failed: ${err.cause.message}`;
-      await controlActivities(`${label}: record invalid`).recordIteration({ runId, record });
+      await controlActivities(`${label}: record invalid`, settings.heartbeatTimeoutS).recordIteration({ runId, record });
       return record;
     }
     throw err;
   }
   if (stopped) return stopped;
-  return controlActivities(`${label}: score and select`).scoreCandidate({
+  return controlActivities(`${label}: score and select`, settings.heartbeatTimeoutS).scoreCandidate({
     runId,
     record,
     runs,

@@ -10,7 +10,7 @@ function fmtBytes(n: number): string {
 
 export const gc: CommandSpec = {
   name: 'gc',
-  summary: 'remove training results and prepared corpora no run archive refers to, and report the space freed',
+  summary: 'remove training results, prepared corpora, traced graphs and stored LLM replies no run archive refers to, and report the space freed',
   options: [],
   async run() {
     const { collectGarbage } = await import('../../ops/cache');
@@ -19,5 +19,6 @@ export const gc: CommandSpec = {
     process.stdout.write(
       `removed ${r.results} training results, ${r.folders} training folders, ${corpora(r.corpora)} and ${r.graphs} traced ${r.graphs === 1 ? 'graph' : 'graphs'}, freed ${fmtBytes(r.bytes)}; kept ${r.kept} results of archived programs and ${corpora(r.keptCorpora)}\n`,
     );
+    process.stdout.write(`LLM replies: removed ${r.replies} of runs no archive holds, kept ${r.keptReplies} of archived runs\n`);
   },
 };

@@ -27,22 +27,41 @@ export function emptyTotals(): UsageTotals {
   return { calls: 0, failedCalls: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, byModel: {} };
 }
 
+type Row = Omit<UsageTotals, 'byModel' | 'replies'>;
+
+function rowOf(t: UsageTotals, model: string): Row {
+  return (t.byModel[model] ??= { calls: 0, failedCalls: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 });
+}
+
+/** Adds (sign 1) or takes back (sign −1) one call's share in the totals and its model's row. */
+function count(t: UsageTotals, c: { model: string; ok: boolean; promptTokens: number; completionTokens: number; costUsd: number }, sign: 1 | -1 = 1): void {
+  for (const row of [t, rowOf(t, c.model)]) {
+    row.calls += sign;
+    row.failedCalls += c.ok ? 0 : sign;
+    row.promptTokens += sign * c.promptTokens;
+    row.completionTokens += sign * c.completionTokens;
+    row.costUsd = roundUsd(row.costUsd + sign * c.costUsd);
+  }
+}
+
+/**
+ * A proposal's calls as totals. A call whose reply the reply store kept carries its key into `replies`,
+ * so that the same reply reaching the run's totals twice (a retried step, an iteration run again) is
+ * counted once; a reused reply counts like the call that fetched it — it was paid once, and this is that once.
+ */
 export function totalsOf(usage: LlmUsage | undefined): UsageTotals {
   const t = emptyTotals();
   for (const c of usage?.calls ?? []) {
-    const m = (t.byModel[c.model] ??= { calls: 0, failedCalls: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 });
-    for (const row of [t, m]) {
-      row.calls += 1;
-      row.failedCalls += c.ok ? 0 : 1;
-      row.promptTokens += c.promptTokens;
-      row.completionTokens += c.completionTokens;
-      row.costUsd = roundUsd(row.costUsd + c.costUsd);
+    if (c.ok && c.replyKey) {
+      if (t.replies?.[c.replyKey]) continue;
+      (t.replies ??= {})[c.replyKey] = { model: c.model, promptTokens: c.promptTokens, completionTokens: c.completionTokens, costUsd: c.costUsd };
     }
+    count(t, c);
   }
   return t;
 }
 
-/** Iterations' totals into a run's (or any totals into one). */
+/** Iterations' totals into a run's (or any totals into one); a stored reply counted in more than one of them counts once. */
 export function addTotals(...totals: (UsageTotals | undefined)[]): UsageTotals {
   const sum = emptyTotals();
   for (const t of totals) {
@@ -53,12 +72,16 @@ export function addTotals(...totals: (UsageTotals | undefined)[]): UsageTotals {
     sum.completionTokens += t.completionTokens;
     sum.costUsd = roundUsd(sum.costUsd + t.costUsd);
     for (const [model, m] of Object.entries(t.byModel)) {
-      const s = (sum.byModel[model] ??= { calls: 0, failedCalls: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 });
+      const s = rowOf(sum, model);
       s.calls += m.calls;
       s.failedCalls += m.failedCalls;
       s.promptTokens += m.promptTokens;
       s.completionTokens += m.completionTokens;
       s.costUsd = roundUsd(s.costUsd + m.costUsd);
+    }
+    for (const [key, charge] of Object.entries(t.replies ?? {})) {
+      if (sum.replies?.[key]) count(sum, { ...charge, ok: true }, -1);
+      else (sum.replies ??= {})[key] = charge;
     }
   }
   return sum;

@@ -6,7 +6,8 @@ import { priceFor, type LlmSettings, type PromptSettings } from '../../config/sc
 import { usageFromCalls } from './ledger';
 import { buildPrompt, type PromptMessages } from './prompt';
 import { parseReply, ReplyRefused } from './reply';
-import type { LlmCall, LlmUsage, MutationProposal, MutationProvider, MutationRequest } from '../provider';
+import type { ReplyStore } from './replies';
+import type { ExchangeScope, LlmCall, LlmUsage, MutationProposal, MutationProvider, MutationRequest } from '../provider';
 
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 /** The client insists on a credential; servers without authentication (vLLM, Ollama…) ignore it. */
@@ -116,6 +117,11 @@ export interface OpenAiProviderOptions {
   env?: NodeJS.ProcessEnv;
   /** Where retries and fallbacks are reported (lines hold no secret). */
   log?: (line: string) => void;
+  /**
+   * Keeps every reply of a request that carries its exchange (MutationRequest.exchange) and answers the
+   * same request again from there, without calling the API (propose/llm/replies.ts).
+   */
+  replies?: ReplyStore;
 }
 
 export class OpenAiProvider implements MutationProvider {
@@ -127,12 +133,14 @@ export class OpenAiProvider implements MutationProvider {
   readonly #llm: LlmSettings;
   readonly #prompt: PromptSettings;
   readonly #log: (line: string) => void;
+  readonly #replies: ReplyStore | undefined;
 
   constructor(opts: OpenAiProviderOptions) {
     const env = opts.env ?? process.env;
     this.#llm = opts.llm;
     this.#prompt = opts.prompt;
     this.#log = opts.log ?? ((line) => console.warn(line));
+    this.#replies = opts.replies;
     this.endpoint = resolveEndpoint(opts.llm, env);
     this.#secret = env[opts.llm.apiKeyEnv] || undefined;
     this.#client = new OpenAI({
@@ -146,7 +154,7 @@ export class OpenAiProvider implements MutationProvider {
   }
 
   async propose(req: MutationRequest): Promise<MutationProposal> {
-    const completion = await this.complete(buildPrompt(req, this.#prompt));
+    const completion = await this.complete(buildPrompt(req, this.#prompt), req.exchange);
     try {
       const truncated = completion.finishReason === 'length' ? { truncatedAt: this.#llm.maxTokens } : {};
       const parsed = parseReply(completion.text, req.parentBlock, req.framework, truncated);
@@ -163,13 +171,24 @@ export class OpenAiProvider implements MutationProvider {
     }
   }
 
-  /** One reply for the messages: the primary model with retries, then the fallback. */
-  async complete(messages: PromptMessages): Promise<Completion> {
+  /**
+   * One reply for the messages: the primary model with retries, then the fallback. With an exchange and a
+   * reply store, a reply stored for this exchange's request (to either model) is the answer, and every
+   * new reply is stored before it is used.
+   */
+  async complete(messages: PromptMessages, exchange?: ExchangeScope): Promise<Completion> {
     const calls: LlmCall[] = [];
     const models = [this.#llm.primaryModel, this.#llm.fallbackModel].filter((m, i, all): m is string => !!m && all.indexOf(m) === i);
+    const scope = this.#replies && exchange ? exchange : undefined;
+    // The exchange answered before (its step was retried, or its iteration runs again): the same reply,
+    // before any request. The fallback's reply counts too: that is how the exchange ended last time.
+    for (const model of scope ? models : []) {
+      const reused = this.reuse(scope!, model, this.params(model, messages), calls);
+      if (reused) return { ...reused, model, usage: usageFromCalls(calls) };
+    }
     const failures: string[] = [];
     for (const [i, model] of models.entries()) {
-      const outcome = await this.tryModel(model, messages, calls);
+      const outcome = await this.tryModel(model, messages, calls, scope);
       if ('text' in outcome) return { ...outcome, model, usage: usageFromCalls(calls) };
       failures.push(`${model}: ${outcome.reason}`);
       if (i + 1 < models.length) this.#log(`LLM ${model} keeps failing (${outcome.reason}); falling back to ${models[i + 1]}`);
@@ -211,11 +230,31 @@ export class OpenAiProvider implements MutationProvider {
     return scrubSecrets(text, [this.#secret]);
   }
 
+  /** The stored reply to exactly this request, counted in `calls` as the call that fetched it (tokens, cost), marked reused. */
+  private reuse(scope: ExchangeScope, model: string, params: object, calls: LlmCall[]): { text: string; finishReason: string | null } | undefined {
+    const stored = this.#replies!.load(scope, model, params);
+    if (!stored) return undefined;
+    calls.push({ ...stored.call, model, replyKey: stored.key, reused: true });
+    this.#log(`LLM reply for ${scope.runId} iteration ${scope.iteration} attempt ${scope.attempt} (${model}) taken from the reply store (${stored.key}): not requested again`);
+    return { text: stored.text, finishReason: stored.finishReason };
+  }
+
+  /** Keeps a new reply before it is used; a store that cannot write (a full disk) costs only the reuse. */
+  private keep(scope: ExchangeScope, model: string, params: object, reply: { text: string; finishReason: string | null }, call: LlmCall): LlmCall {
+    try {
+      return { ...call, replyKey: this.#replies!.save(scope, model, params, reply, call) };
+    } catch (err) {
+      this.#log(`LLM reply for ${scope.runId} iteration ${scope.iteration} attempt ${scope.attempt} could not be stored (${this.scrub(err instanceof Error ? err.message : String(err))}); a retry of this step would ask again`);
+      return call;
+    }
+  }
+
   /** A reply, or why this model gave up; throws on failures that no other model or retry can fix. */
   private async tryModel(
     model: string,
     messages: PromptMessages,
     calls: LlmCall[],
+    scope?: ExchangeScope,
   ): Promise<{ text: string; finishReason: string | null } | { reason: string }> {
     const llm = this.#llm;
     let retries = 0;
@@ -223,16 +262,22 @@ export class OpenAiProvider implements MutationProvider {
     const adjusted = new Set<keyof ModelQuirks>();
     for (;;) {
       const params = this.params(model, messages);
+      // A parameter learned since the pre-check (or a quirk relearned by a new worker) gives another body.
+      const reused = scope ? this.reuse(scope, model, params, calls) : undefined;
+      if (reused) return reused;
       const started = Date.now();
       try {
         const res = await this.#client.chat.completions.create(params, { timeout: llm.timeoutS * 1000, maxRetries: 0 });
         if (!Array.isArray(res?.choices)) throw new Error('the answer is not a chat completion (no choices)');
         const promptTokens = res.usage?.prompt_tokens ?? 0;
         const completionTokens = res.usage?.completion_tokens ?? 0;
-        calls.push({ model, promptTokens, completionTokens, costUsd: this.cost(model, promptTokens, completionTokens), ok: true, durationMs: Date.now() - started });
         const choice = res.choices?.[0];
         const message = choice?.message;
-        return { text: modelText(message?.content) || (message?.refusal ?? ''), finishReason: choice?.finish_reason ?? null };
+        const reply = { text: modelText(message?.content) || (message?.refusal ?? ''), finishReason: choice?.finish_reason ?? null };
+        const call: LlmCall = { model, promptTokens, completionTokens, costUsd: this.cost(model, promptTokens, completionTokens), ok: true, durationMs: Date.now() - started };
+        // Stored before anything else happens with it: from here on this request is never made again.
+        calls.push(scope ? this.keep(scope, model, params, reply, call) : call);
+        return reply;
       } catch (err) {
         const failure = this.classify(err, model, params);
         calls.push({ model, promptTokens: 0, completionTokens: 0, costUsd: 0, ok: false, error: failure.message, durationMs: Date.now() - started });
