@@ -137,15 +137,23 @@ test('an evolution completes; a refused candidate is recorded as invalid and the
   assert.ok(fs.existsSync(path.join(runs, id, 'iterations', 'iter-001.json')));
 });
 
-test('the cheap screen refuses a candidate worse than the baseline at the smallest size, and lets an equal one through to full training', async () => {
-  useFolders('screen');
-  const candidates = path.join(scratch, 'screen', 'candidates');
+/**
+ * Fresh folders and a micro run of two candidates from files: the causal mean (worse than softmax where
+ * attention matters), then the baseline's function under another hash (exactly as good, so it must
+ * pass a zero margin and never beat its parent).
+ */
+function worseThenSame(name: string): RunSettings {
+  useFolders(name);
+  const candidates = path.join(scratch, name, 'candidates');
   fs.mkdirSync(candidates, { recursive: true });
   fs.writeFileSync(path.join(candidates, '01-causal-mean.ts'), controlBlock('causal-mean'));
-  // The baseline's function under another hash: exactly as good, so it must pass a zero margin.
   const baseline = fs.readFileSync(path.join(repoRoot, 'frameworks', 'coefficient_dynamics.ts'), 'utf8');
   fs.writeFileSync(path.join(candidates, '02-baseline-renamed.ts'), baseline.replace('// EVOLVE-BLOCK-START\n', '// EVOLVE-BLOCK-START\n// the baseline, restated\n'));
-  const settings = microSettings({ iterations: 2, mutation: { provider: 'files', dir: candidates, maxAttempts: 1 } });
+  return microSettings({ iterations: 2, mutation: { provider: 'files', dir: candidates, maxAttempts: 1 } });
+}
+
+test('the cheap screen refuses a candidate worse than the baseline at the smallest size, and lets an equal one through to full training', async () => {
+  const settings = worseThenSame('screen');
   settings.screen = { enabled: true, steps: 20, margin: 0 };
   const summary = await withWorkers(async (client) => resultOf(await startEvolution(client, settings, 'evo-test-screen')));
   const [, worse, same] = summary.iterations;
@@ -158,13 +166,7 @@ test('the cheap screen refuses a candidate worse than the baseline at the smalle
 });
 
 test('sequential evaluation: a candidate worse than its parent on each of its first seeds stops there; one that is not trains every seed', async () => {
-  useFolders('early-stop');
-  const candidates = path.join(scratch, 'early-stop', 'candidates');
-  fs.mkdirSync(candidates, { recursive: true });
-  fs.writeFileSync(path.join(candidates, '01-causal-mean.ts'), controlBlock('causal-mean'));
-  const baseline = fs.readFileSync(path.join(repoRoot, 'frameworks', 'coefficient_dynamics.ts'), 'utf8');
-  fs.writeFileSync(path.join(candidates, '02-baseline-renamed.ts'), baseline.replace('// EVOLVE-BLOCK-START\n', '// EVOLVE-BLOCK-START\n// the baseline, restated\n'));
-  const settings = microSettings({ iterations: 2, mutation: { provider: 'files', dir: candidates, maxAttempts: 1 } });
+  const settings = worseThenSame('early-stop');
   // Micro sizes where attention matters: copying segments in the data and 100 steps, so the causal
   // mean is worse than softmax on every seed. Three seeds: `auto` stops after 2.
   const ev = settings.evaluator;
