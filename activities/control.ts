@@ -44,5 +44,6 @@ export const prepareData = heartbeating(data.prepareData);
 export const proposeCandidate = heartbeating(propose.proposeCandidate);
 export const validateCandidate = heartbeating(validate.validateCandidate);
 export const scoreCandidate = heartbeating(score.scoreCandidate);
+export const scoreFirstSeeds = heartbeating(score.scoreFirstSeeds);
 export const recordIteration = heartbeating(archive.recordIteration);
 export const writeRunSummary = heartbeating(archive.writeRunSummary);
