@@ -52,7 +52,7 @@ export async function scoreFirstSeeds(input: ScoreInput & { seeds: number[] }): 
     const base = pointsForSeeds(input.baselinePoints, seeds);
     const parent = pointsForSeeds(input.parentPoints ?? input.baselinePoints, seeds);
     const check = stopEarly(points, parent, base, ev.fitAxis, settings.fitness, ev.seeds.length, rule.preserving);
-    if (!check.stop) return null;
+    if (!check) return null;
     const record: IterationRecord = {
       ...input.record,
       status: 'rejected',

@@ -117,7 +117,7 @@ export function wasmCapacityProblem(size: string, batch: number, seqLen: number,
 }
 
 /** Whether a training in this process tree would run tfjs on wasm (no native backend, and `auto` or `wasm` chosen). */
-export function trainsOnWasm(backendChoice: string | undefined): boolean {
+export function trainsOnWasm(backendChoice: string | undefined, native = nativeBackendInstalled()): boolean {
   const choice = parseBackendChoice(backendChoice);
-  return !nativeBackendInstalled() && (choice === 'auto' || choice === 'wasm');
+  return !native && (choice === 'auto' || choice === 'wasm');
 }

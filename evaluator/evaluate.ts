@@ -157,10 +157,10 @@ export async function trainSize(
     removeTrainingFiles(key);
     return seedResult(size, seed, result, false);
   }
-  // A shape past the wasm heap is the profile's problem, not the candidate's: say so before training.
-  const tooBig = trainsOnWasm(opts.env?.EVOSCALE_BACKEND ?? process.env.EVOSCALE_BACKEND) && wasmCapacityProblem(size.name, settings.training.batchSize, settings.seqLen, data.vocabSize);
-  if (tooBig) throw new EvoError(tooBig, 'WASM_HEAP');
   const native = nativeBackendInstalled();
+  // A shape past the wasm heap is the profile's problem, not the candidate's: say so before training.
+  const tooBig = trainsOnWasm(opts.env?.EVOSCALE_BACKEND ?? process.env.EVOSCALE_BACKEND, native) && wasmCapacityProblem(size.name, settings.training.batchSize, settings.seqLen, data.vocabSize);
+  if (tooBig) throw new EvoError(tooBig, 'WASM_HEAP');
   const scratchDir = path.join(dir, 'scratch');
   let result: TrainResult;
   try {

@@ -98,9 +98,10 @@ export function selectAgainstParent(cand: SizePoint[], parent: SizePoint[], base
 }
 
 /**
- * Sequential evaluation after the candidate's first seeds (score/early-stop.ts): it stops when it is
- * worse than its parent on each of them, with the reason in words; otherwise it trains on.
- * `preserving`: the stop provably gives the decision all seeds would have (the `auto` count in loss_delta).
+ * Sequential evaluation after the candidate's first seeds (score/early-stop.ts): the selection that
+ * stops it when it is worse than its parent on each of them, with the reason in words; null when it
+ * trains on. `preserving`: the stop provably gives the decision all seeds would have (the `auto`
+ * count in loss_delta).
  */
 export function stopEarly(
   cand: SizePoint[],
@@ -110,14 +111,15 @@ export function stopEarly(
   settings: FitnessSettings,
   allSeeds: number,
   preserving: boolean,
-): Selection & { stop: boolean } {
+): Selection | null {
   const perSeed = seedDifferences(settings.mode, seeded(cand, axis), seeded(parent, axis), seeded(base, axis));
-  const sel = selectAgainstParent(cand, parent, base, axis, settings);
-  const stop = perSeed.every((d) => d < 0);
+  if (!perSeed.every((d) => d < 0)) return null;
+  const { vsParent } = selectAgainstParent(cand, parent, base, axis, settings);
   const k = perSeed.length;
   const why = preserving ? 'so the other seeds could not lift its interval above 0' : `the configured early stop (fitness.early_stop: ${k})`;
-  const decision = stop
-    ? `stopped after ${k} of ${allSeeds} seeds, worse than the parent on each (${perSeed.map((d) => fmtSigned(d)).join(', ')}); ${why}: Δ ${describeInterval(sel.vsParent)} over those seeds (${settings.mode})`
-    : sel.decision;
-  return { ...sel, accept: false, stop, decision };
+  return {
+    accept: false,
+    vsParent,
+    decision: `stopped after ${k} of ${allSeeds} seeds, worse than the parent on each (${perSeed.map((d) => fmtSigned(d)).join(', ')}); ${why}: Δ ${describeInterval(vsParent)} over those seeds (${settings.mode})`,
+  };
 }

@@ -64,12 +64,10 @@ async function main(): Promise<void> {
     // Measured again after every size, the best kept (engine/evoscale_engine/bench.py does the same).
     let tfjsRate = tfjsMatmulFlops(512);
     const tfjs = new Map<string, { ms: number; nonEmbedding: number }>();
-    const tfjsSkipped = new Map<string, string>();
     for (const s of settings.sizes) {
       const tooBig = backend.name === 'wasm' ? wasmCapacityProblem(s.name, B, T, data.vocabSize) : null;
       if (tooBig) {
         progress(`tfjs-${backend.name}: ${s.name} skipped: ${tooBig}`);
-        tfjsSkipped.set(s.name, 'does not fit the wasm heap');
         continue;
       }
       progress(`tfjs-${backend.name}: ${s.name}, ${steps} steps…`);
@@ -109,7 +107,7 @@ async function main(): Promise<void> {
       const nonEmbedding = t?.nonEmbedding ?? e?.params.nonEmbedding ?? 0;
       const flops = stepFlops(nonEmbedding, data.vocabSize, s.dModel, s.nLayers, B, T);
       const fmt = (ms: number, rate: number) => [ms.toFixed(1), Math.round((B * T * 1000) / ms).toLocaleString('en-US'), `${((flops / (ms / 1000) / rate) * 100).toFixed(1)}%`];
-      rows.push(t ? [s.name, `tfjs-${backend.name}`, ...fmt(t.ms, tfjsRate), '—'] : [s.name, `tfjs-${backend.name}`, tfjsSkipped.get(s.name)!, '', '', '']);
+      rows.push(t ? [s.name, `tfjs-${backend.name}`, ...fmt(t.ms, tfjsRate), '—'] : [s.name, `tfjs-${backend.name}`, 'does not fit the wasm heap', '', '', '']);
       if (torch && e) rows.push([s.name, `torch-${torch.device}`, ...fmt(e.engineMs, torch.matmulFlops), (e.engineMs / e.plainMs).toFixed(2)]);
     }
     console.log(`${settings.profile} profile, ${program.framework} baseline, batch ${B} × ${T} tokens, ${steps} steps per measurement (ms/step excludes evaluation)`);
