@@ -17,6 +17,8 @@ import { startServerForRuns, type TestServer } from './helpers/temporal-server';
 import { startDeviceWorker, stopProcess, summaryOf, withWorkers, type DeviceWorkerOptions } from './helpers/workers';
 import { controlBlock } from './helpers/controls';
 import { TrainingSlots, TRAININGS_BEFORE_RAISE } from '../workers/slots';
+import { runSnapshot } from '../ops/runs';
+import { trainingsText } from '../ops/run-report';
 
 let server: TestServer;
 let bundle: WorkflowBundleWithSourceMap;
@@ -149,18 +151,27 @@ test('a device worker with --slots 2 trains two sizes of an iteration at once; s
  * EVOSCALE_PYTHON for the out-of-memory test: the real interpreter, except that the candidates' trainings
  * numbered in `which` (counting from 1, in the order they start) end as the engine ends one that ran out
  * of GPU memory (its line on stderr, status 4). The candidates (a causal mean, a self-only block) are the
- * programs whose graphs have no Exp kernel; the baseline's softmax has one.
+ * programs whose graphs have no Exp kernel; the baseline's softmax has one. The first retry of a training
+ * that ran out of memory waits (up to two minutes) for a file named `release` in `dir`, so the test can
+ * see it in flight as `evo status` does.
  */
 function pythonOutOfMemory(dir: string, which: number[]): string {
   const script = path.join(dir, 'python-out-of-memory');
   fs.mkdirSync(path.join(dir, 'attempts'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'out-of-memory'), { recursive: true });
   fs.writeFileSync(
     script,
     `#!/bin/sh
 if [ "$1" = -m ] && [ "$2" = evoscale_engine ] && ! grep -q '"kernel":"Exp"' "$(sed -n 's/.*"graph":"\\([^"]*\\)".*/\\1/p' "$4")"; then
+  job=$(dirname "$4" | tr / _)
+  if [ -e "${dir}/out-of-memory/$job" ] && mkdir "${dir}/held" 2>/dev/null; then
+    i=0
+    while [ ! -e "${dir}/release" ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+  fi
   n=1
   while ! mkdir "${dir}/attempts/$n" 2>/dev/null; do n=$((n + 1)); done
   if case " ${which.join(' ')} " in *" $n "*) true ;; *) false ;; esac; then
+    touch "${dir}/out-of-memory/$job"
     echo 'evoscale_engine: out of GPU memory: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 79.10 GiB total capacity)' >&2
     exit 4
   fi
@@ -178,8 +189,26 @@ test('a training out of GPU memory is retried, its worker drops to one slot and 
   // The first candidate's first three trainings run out of memory, then its three sizes fit at one slot
   // (TRAININGS_BEFORE_RAISE), so the worker tries two again: the second candidate's first training at two
   // runs out of memory too.
-  const python = pythonOutOfMemory(path.join(scratch, 'out-of-memory'), [1, 2, 3, 7]);
-  const { summary, iterations, log } = await run(settings, 'evo-slots-oom', { args: ['--slots', '2'], env: { EVOSCALE_ENGINE: 'torch', EVOSCALE_PYTHON: python } });
+  const wrapper = path.join(scratch, 'out-of-memory');
+  const python = pythonOutOfMemory(wrapper, [1, 2, 3, 7]);
+  let status = '';
+  const { summary, iterations, log } = await run(settings, 'evo-slots-oom', { args: ['--slots', '2'], env: { EVOSCALE_ENGINE: 'torch', EVOSCALE_PYTHON: python } }, async () => {
+    // `evo status` while the first retry after an out-of-memory is held in flight: the line names the cause.
+    try {
+      const deadline = Date.now() + 240_000;
+      while (Date.now() < deadline) {
+        const snap = await runSnapshot('evo-slots-oom').catch(() => null);
+        if (snap?.trainings.some((t) => t.lastOutOfMemory)) {
+          status = trainingsText(snap.trainings);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      fs.writeFileSync(path.join(wrapper, 'release'), '');
+    }
+  });
+  assert.match(status, /^  d\d+-L1-H2 seed \d+  step \d+\/40 .*\(iteration 1, attempt \d after out of GPU memory at d\d+-L1-H2 with \d slots?\)$/m, `evo status showed:\n${status}`);
   assert.equal(summary.status, 'completed');
   for (const candidate of summary.iterations.slice(1)) {
     assert.notEqual(candidate.status, 'invalid', `the candidate was blamed: ${candidate.error}`);
