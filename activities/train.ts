@@ -32,6 +32,11 @@ export function deviceEnv(): Record<string, string> {
 }
 
 export async function trainSize(input: TrainSizeInput): Promise<SeedRun> {
+  return (await runTraining(input)).run;
+}
+
+/** The training activity's work, and whether its result came from the cache (nothing trained: a device worker's slots learn nothing from it). */
+export async function runTraining(input: TrainSizeInput): Promise<{ run: SeedRun; cached: boolean }> {
   const ctx = Context.current();
   let last: TrainProgress | undefined;
   // Heartbeat on a timer from this process, with the latest progress the child reported.
@@ -60,9 +65,9 @@ export async function trainSize(input: TrainSizeInput): Promise<SeedRun> {
         },
       });
       // The loss curve goes to the run archive (for `evo report`), not into the workflow's history.
-      const { attentionParams: _a, wallSeconds: _w, cached: _c, curve, ...run } = r;
+      const { attentionParams: _a, wallSeconds: _w, cached, curve, ...run } = r;
       writeTrainingCurve(input.runId, { programHash: input.programHash, size: input.size.name, seed: input.seed, steps: run.steps, curve });
-      return run;
+      return { run, cached };
     });
   } finally {
     clearInterval(timer);

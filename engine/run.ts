@@ -33,34 +33,49 @@ export function requestedEngine(configured: EngineChoice | undefined, env: Recor
   return env.EVOSCALE_ENGINE?.trim() ? parseEngineChoice(env.EVOSCALE_ENGINE) : (configured ?? 'auto');
 }
 
-const resolved = new Map<string, 'tfjs' | 'torch'>();
+/** Whether `auto` found torch seeing a CUDA device, by interpreter and device pinning: Python takes seconds to ask. */
+const seesCuda = new Map<string, boolean>();
+
+/** Whether torch imports here and sees a CUDA device. A process pinned to the CPU or on a machine without an NVIDIA device node never starts Python to find out. */
+async function torchSeesCuda(env: NodeJS.ProcessEnv): Promise<boolean> {
+  if (env.CUDA_VISIBLE_DEVICES === '' || !fs.existsSync('/dev/nvidiactl')) return false;
+  const key = `${env.EVOSCALE_PYTHON ?? ''}|${env.CUDA_VISIBLE_DEVICES ?? ''}`;
+  let sees = seesCuda.get(key);
+  if (sees === undefined) {
+    try {
+      const { python } = await findTorchPython(env);
+      sees = await new Promise<boolean>((resolve) =>
+        execFile(python, ['-c', 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'], { env, timeout: 120_000 }, (err) => resolve(!err)),
+      );
+    } catch {
+      sees = false; // no interpreter with torch
+    }
+    seesCuda.set(key, sees);
+  }
+  return sees;
+}
+
+async function torchImports(env: NodeJS.ProcessEnv): Promise<boolean> {
+  try {
+    await findTorchPython(env);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The engine a training runs on: `torch` needs an interpreter with torch (a one-line error otherwise);
- * `auto` takes torch only where it imports and sees a CUDA device, and tfjs everywhere else. A process
- * pinned to the CPU or on a machine without an NVIDIA device node never starts Python to find out.
+ * `auto` takes torch where it imports and sees a CUDA device, and on a CPU host where tfjs on wasm cannot
+ * hold the training's shape (`wasmProblem`, evaluator/backend.ts's wasmCapacityProblem) and torch imports;
+ * tfjs everywhere else (where that shape is then refused with the problem's one line).
  */
-export async function resolveEngine(choice: EngineChoice, env: Record<string, string | undefined>): Promise<'tfjs' | 'torch'> {
+export async function resolveEngine(choice: EngineChoice, env: Record<string, string | undefined>, wasmProblem: string | null = null): Promise<'tfjs' | 'torch'> {
   const all = { ...process.env, ...env };
   if (choice === 'torch') await findTorchPython(all);
   if (choice !== 'auto') return choice;
-  if (all.CUDA_VISIBLE_DEVICES === '' || !fs.existsSync('/dev/nvidiactl')) return 'tfjs';
-  const key = `${all.EVOSCALE_PYTHON ?? ''}|${all.CUDA_VISIBLE_DEVICES ?? ''}`;
-  let engine = resolved.get(key);
-  if (engine === undefined) {
-    engine = 'tfjs';
-    try {
-      const { python } = await findTorchPython(all);
-      const sees = await new Promise<boolean>((resolve) =>
-        execFile(python, ['-c', 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'], { env: all, timeout: 120_000 }, (err) => resolve(!err)),
-      );
-      if (sees) engine = 'torch';
-    } catch {
-      // no interpreter with torch: tfjs
-    }
-    resolved.set(key, engine);
-  }
-  return engine;
+  if (await torchSeesCuda(all)) return 'torch';
+  return wasmProblem !== null && (await torchImports(all)) ? 'torch' : 'tfjs';
 }
 
 /** The evaluator's job with the traced graph in place of the block, and the engine's own settings. */

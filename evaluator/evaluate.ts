@@ -135,7 +135,12 @@ export async function trainSize(
   seed: number,
   opts: TrainSizeOptions = {},
 ): Promise<SeedResult> {
-  const engine = await resolveEngine(requestedEngine(settings.engine?.engine, { ...process.env, ...opts.env }), opts.env ?? {});
+  const native = nativeBackendInstalled();
+  // A shape past the wasm heap is the profile's problem, not the candidate's: auto takes torch for it where
+  // torch imports, and tfjs refuses it before training.
+  const onWasm = trainsOnWasm(opts.env?.EVOSCALE_BACKEND ?? process.env.EVOSCALE_BACKEND, native);
+  const tooBig = onWasm ? wasmCapacityProblem(size.name, settings.training.batchSize, settings.seqLen, data.vocabSize) : null;
+  const engine = await resolveEngine(requestedEngine(settings.engine?.engine, { ...process.env, ...opts.env }), opts.env ?? {}, tooBig);
   const key = trainingKey(program.hash, size, settings, data.hash, seed, engine);
   const dir = trainingDir(key);
   const resultPath = trainingResultPath(key);
@@ -157,9 +162,6 @@ export async function trainSize(
     removeTrainingFiles(key);
     return seedResult(size, seed, result, false);
   }
-  const native = nativeBackendInstalled();
-  // A shape past the wasm heap is the profile's problem, not the candidate's: say so before training.
-  const tooBig = trainsOnWasm(opts.env?.EVOSCALE_BACKEND ?? process.env.EVOSCALE_BACKEND, native) && wasmCapacityProblem(size.name, settings.training.batchSize, settings.seqLen, data.vocabSize);
   if (tooBig) throw new EvoError(tooBig, 'WASM_HEAP');
   const scratchDir = path.join(dir, 'scratch');
   let result: TrainResult;

@@ -56,7 +56,9 @@ export function trainingsText(trainings: TrainingInFlight[], terminal = false): 
   const lines = trainings.map((t) => {
     const iteration = /iter-(\d+)$/.exec(t.workflowId)?.[1];
     const losses = `train loss ${fmtLoss(t.trainLoss)}${t.valLoss !== undefined ? `, val ${fmtLoss(t.valLoss)}` : ''}`;
-    return `  ${t.size} seed ${t.seed}  step ${t.step}/${t.steps}${terminal ? ` ${progressBar(t.step, t.steps)}` : ''}  ${losses}  ETA ${t.etaS === null ? '—' : fmtDuration(t.etaS)}  (iteration ${iteration === undefined ? '?' : Number(iteration)}${t.attempt > 1 ? `, attempt ${t.attempt}` : ''})`;
+    // The retry's cause when it was the device's memory, without the engine's own detail: "out of GPU memory at d16-L1-H2 with 2 slots".
+    const oom = t.lastOutOfMemory ? ` after ${t.lastOutOfMemory.split(' (')[0]}` : '';
+    return `  ${t.size} seed ${t.seed}  step ${t.step}/${t.steps}${terminal ? ` ${progressBar(t.step, t.steps)}` : ''}  ${losses}  ETA ${t.etaS === null ? '—' : fmtDuration(t.etaS)}  (iteration ${iteration === undefined ? '?' : Number(iteration)}${t.attempt > 1 ? `, attempt ${t.attempt}${oom}` : ''})`;
   });
   return ['trainings in flight:', ...lines].join('\n');
 }

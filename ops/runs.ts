@@ -231,6 +231,8 @@ export interface TrainingInFlight extends TrainingHeartbeat {
   /** The iteration workflow it belongs to. */
   workflowId: string;
   attempt: number;
+  /** The attempt before ran out of GPU memory: its failure's message (workers/device.ts). */
+  lastOutOfMemory?: string;
   /** Seconds left at the pace of this attempt so far; null before the first step is reported. */
   etaS: number | null;
 }
@@ -265,7 +267,8 @@ function inFlightOf(workflowId: string, pending: PendingActivity): TrainingInFli
   const started = seconds(pending.lastStartedTime);
   const beatAt = seconds(pending.lastHeartbeatTime);
   const etaS = started !== null && beatAt !== null ? etaSeconds(beat.step, beat.steps, beat.resumedFromStep, beatAt - started) : null;
-  return { ...beat, workflowId, attempt: pending.attempt ?? 1, etaS };
+  const oom = pending.lastFailure?.applicationFailureInfo?.type === 'GPU_OUT_OF_MEMORY' ? { lastOutOfMemory: pending.lastFailure.message ?? '' } : {};
+  return { ...beat, workflowId, attempt: pending.attempt ?? 1, ...oom, etaS };
 }
 
 /** The trainings of a run's pending iteration workflows, from their activities' last heartbeats. */

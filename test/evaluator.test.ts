@@ -12,6 +12,7 @@ import { evaluateProgram, trainSize, trainingDir, trainingKey } from '../evaluat
 import { prepareData } from '../evaluator/data/prepare';
 import { wasmCapacityProblem } from '../evaluator/backend';
 import { repoRoot } from '../core/paths';
+import { resolveEngine } from '../engine/run';
 import { DEFAULT_FITNESS, selectAgainstParent } from '../score/select';
 import { controlBlock, controlPath } from './helpers/controls';
 
@@ -259,4 +260,18 @@ test('a shape past the wasm heap is refused before training, with the fix named:
     const p = profileSettings(name);
     assert.equal(wasmCapacityProblem(p.sizes[p.sizes.length - 1].name, p.training.batchSize, p.seqLen, 300), null, name);
   }
+});
+
+test('on a CPU host, auto trains a shape tfjs-wasm cannot hold on torch where torch imports, else on tfjs, which refuses it in one line', async () => {
+  // The measured boundary: batch 16 trained on wasm, batch 32 aborted its heap.
+  const fits = wasmCapacityProblem('d96-L4-H4', 16, 128, 16_384);
+  const past = wasmCapacityProblem('d96-L4-H4', 32, 128, 16_384);
+  const cpu = { CUDA_VISIBLE_DEVICES: '' };
+  assert.equal(await resolveEngine('auto', cpu, fits), 'tfjs');
+  assert.equal(await resolveEngine('auto', cpu, past), 'torch');
+  // An interpreter without torch: auto stays on tfjs, where trainSize refuses the shape with `past`'s line.
+  assert.equal(await resolveEngine('auto', { ...cpu, EVOSCALE_PYTHON: '/bin/false' }, past), 'tfjs');
+  assert.match(past ?? '', /EVOSCALE_ENGINE=torch/);
+  // Asked for by name, an engine is what trains.
+  assert.equal(await resolveEngine('tfjs', cpu, past), 'tfjs');
 });

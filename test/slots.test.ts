@@ -1,6 +1,6 @@
 // Specification of a device worker's slots: with `--slots N` one worker trains up to N sizes at once on
 // its one device, with the losses of one at a time; a training that runs out of GPU memory is retried,
-// never blamed on the candidate, and its worker runs one training fewer at once from then on. Against a
+// never blamed on the candidate, and its worker runs one training fewer at once until trainings fit. Against a
 // real Temporal server and real device worker processes; only the GPU's running out of memory is mocked.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +16,9 @@ import { repoRoot } from '../core/paths';
 import { startServerForRuns, type TestServer } from './helpers/temporal-server';
 import { startDeviceWorker, stopProcess, summaryOf, withWorkers, type DeviceWorkerOptions } from './helpers/workers';
 import { controlBlock } from './helpers/controls';
+import { TrainingSlots, TRAININGS_BEFORE_RAISE } from '../workers/slots';
+import { runSnapshot } from '../ops/runs';
+import { trainingsText } from '../ops/run-report';
 
 let server: TestServer;
 let bundle: WorkflowBundleWithSourceMap;
@@ -145,20 +148,30 @@ test('a device worker with --slots 2 trains two sizes of an iteration at once; s
 });
 
 /**
- * EVOSCALE_PYTHON for the out-of-memory test: the real interpreter, except that the candidate's first
- * `times` trainings end as the engine ends one that ran out of GPU memory (its line on stderr, status 4).
- * The candidate (a causal mean) is the program whose graph has no Exp kernel; the baseline's softmax has one.
+ * EVOSCALE_PYTHON for the out-of-memory test: the real interpreter, except that the candidates' trainings
+ * numbered in `which` (counting from 1, in the order they start) end as the engine ends one that ran out
+ * of GPU memory (its line on stderr, status 4). The candidates (a causal mean, a self-only block) are the
+ * programs whose graphs have no Exp kernel; the baseline's softmax has one. The first retry of a training
+ * that ran out of memory waits (up to two minutes) for a file named `release` in `dir`, so the test can
+ * see it in flight as `evo status` does.
  */
-function pythonOutOfMemory(dir: string, times: number): string {
+function pythonOutOfMemory(dir: string, which: number[]): string {
   const script = path.join(dir, 'python-out-of-memory');
   fs.mkdirSync(path.join(dir, 'attempts'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'out-of-memory'), { recursive: true });
   fs.writeFileSync(
     script,
     `#!/bin/sh
 if [ "$1" = -m ] && [ "$2" = evoscale_engine ] && ! grep -q '"kernel":"Exp"' "$(sed -n 's/.*"graph":"\\([^"]*\\)".*/\\1/p' "$4")"; then
+  job=$(dirname "$4" | tr / _)
+  if [ -e "${dir}/out-of-memory/$job" ] && mkdir "${dir}/held" 2>/dev/null; then
+    i=0
+    while [ ! -e "${dir}/release" ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+  fi
   n=1
   while ! mkdir "${dir}/attempts/$n" 2>/dev/null; do n=$((n + 1)); done
-  if [ "$n" -le ${times} ]; then
+  if case " ${which.join(' ')} " in *" $n "*) true ;; *) false ;; esac; then
+    touch "${dir}/out-of-memory/$job"
     echo 'evoscale_engine: out of GPU memory: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 79.10 GiB total capacity)' >&2
     exit 4
   fi
@@ -170,28 +183,59 @@ exec /usr/bin/python3 "$@"
   return script;
 }
 
-test('a training out of GPU memory is retried, its worker drops to one slot, and the candidate is not blamed: the run completes', async () => {
-  const settings = microRun('out-of-memory', 1);
-  const python = pythonOutOfMemory(path.join(scratch, 'out-of-memory'), 3);
-  const { summary, iterations, log } = await run(settings, 'evo-slots-oom', { args: ['--slots', '2'], env: { EVOSCALE_ENGINE: 'torch', EVOSCALE_PYTHON: python } });
+test('a training out of GPU memory is retried, its worker drops to one slot and rises again once trainings fit, the candidate is not blamed; a second out-of-memory at two slots pins it at one', async () => {
+  const settings = microRun('out-of-memory', 2);
+  fs.writeFileSync(path.join(settings.mutation.dir!, '02-self-only.ts'), controlBlock('self-only'));
+  // The first candidate's first three trainings run out of memory, then its three sizes fit at one slot
+  // (TRAININGS_BEFORE_RAISE), so the worker tries two again: the second candidate's first training at two
+  // runs out of memory too.
+  const wrapper = path.join(scratch, 'out-of-memory');
+  const python = pythonOutOfMemory(wrapper, [1, 2, 3, 7]);
+  let status = '';
+  const { summary, iterations, log } = await run(settings, 'evo-slots-oom', { args: ['--slots', '2'], env: { EVOSCALE_ENGINE: 'torch', EVOSCALE_PYTHON: python } }, async () => {
+    // `evo status` while the first retry after an out-of-memory is held in flight: the line names the cause.
+    try {
+      const deadline = Date.now() + 240_000;
+      while (Date.now() < deadline) {
+        const snap = await runSnapshot('evo-slots-oom').catch(() => null);
+        if (snap?.trainings.some((t) => t.lastOutOfMemory)) {
+          status = trainingsText(snap.trainings);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      fs.writeFileSync(path.join(wrapper, 'release'), '');
+    }
+  });
+  assert.match(status, /^  d\d+-L1-H2 seed \d+  step \d+\/40 .*\(iteration 1, attempt \d after out of GPU memory at d\d+-L1-H2 with \d slots?\)$/m, `evo status showed:\n${status}`);
   assert.equal(summary.status, 'completed');
-  const candidate = summary.iterations[1];
-  assert.notEqual(candidate.status, 'invalid', `the candidate was blamed: ${candidate.error}`);
-  assert.equal(candidate.points.length, 3);
-  assert.ok(candidate.points.every((p) => p.backend.startsWith('torch')), `backends: ${candidate.points.map((p) => p.backend)}`);
+  for (const candidate of summary.iterations.slice(1)) {
+    assert.notEqual(candidate.status, 'invalid', `the candidate was blamed: ${candidate.error}`);
+    assert.equal(candidate.points.length, 3);
+    assert.ok(candidate.points.every((p) => p.backend.startsWith('torch')), `backends: ${candidate.points.map((p) => p.backend)}`);
+  }
 
   // The first to run out of memory was admitted beside another, and its worker dropped to one slot; the
-  // third ran alone and is reported so. Every training admitted after the first drop ran alone.
+  // third ran alone and is reported so. Every training admitted after the drop ran alone until three
+  // had fit, when the worker rose to two; the next out-of-memory at two pinned it at one.
   const text = log();
-  assert.match(text, /out of GPU memory at d\d+-L1-H2 with 2 slots: this worker now runs 1 slot\b/);
+  assert.match(text, /out of GPU memory at d\d+-L1-H2 with 2 slots: this worker now runs 1 slot\b(?! from now on)/);
   assert.match(text, /out of GPU memory at d\d+-L1-H2 with 1 slot: this worker now runs 1 slot\b/);
-  const afterDrop = admissions(text.slice(text.indexOf('this worker now runs 1 slot')));
-  assert.ok(afterDrop.length >= 3 && afterDrop.every((a) => a.slots === 1 && a.busy === 1), `admitted after the drop: ${JSON.stringify(afterDrop)}`);
+  const rise = text.indexOf('3 trainings fit in GPU memory with 1 slot: this worker now runs 2 slots');
+  assert.ok(rise > 0, `the worker never rose to two slots:\n${text}`);
+  assert.equal(text.split('this worker now runs 2 slots').length, 2, 'it rose once');
+  const whileLow = admissions(text.slice(text.indexOf('this worker now runs 1 slot'), rise));
+  assert.ok(whileLow.length >= 3 && whileLow.every((a) => a.slots === 1 && a.busy === 1), `admitted after the drop: ${JSON.stringify(whileLow)}`);
+  const pin = text.indexOf('with 2 slots: this worker now runs 1 slot from now on (out of memory twice with 2 slots)');
+  assert.ok(pin > rise, `no pin after the rise:\n${text}`);
+  const afterPin = admissions(text.slice(pin));
+  assert.ok(afterPin.length >= 1 && afterPin.every((a) => a.slots === 1), `admitted after the pin: ${JSON.stringify(afterPin)}`);
 
-  // The server's account: the candidate's trainings that ran out of memory completed on a later attempt,
+  // The server's account: the candidates' trainings that ran out of memory completed on a later attempt,
   // after a retryable GPU_OUT_OF_MEMORY failure, never CandidateFailed.
-  const retried = iterations[1].filter((t) => t.attempt > 1);
-  assert.ok(retried.length >= 1, `no training was retried: ${JSON.stringify(iterations[1])}`);
+  const retried = iterations.slice(1).flat().filter((t) => t.attempt > 1);
+  assert.ok(retried.length >= 2, `too few trainings were retried: ${JSON.stringify(iterations)}`);
   for (const t of retried) {
     assert.equal(t.lastFailure?.type, 'GPU_OUT_OF_MEMORY', JSON.stringify(t));
     assert.match(t.lastFailure!.message, /^out of GPU memory at d\d+-L1-H2 with \d slots?/);
@@ -199,6 +243,26 @@ test('a training out of GPU memory is retried, its worker drops to one slot, and
   assert.ok(iterations[0].every((t) => t.attempt === 1), 'the baseline never ran out of memory');
   // A size that never fits ends as a failed run with this message (`evo status`), not an endless loop.
   assert.ok(retried.every((t) => t.maximumAttempts > t.attempt), JSON.stringify(retried));
+});
+
+test('the slots policy: one fewer after an out-of-memory, one more after three trainings fit, never above --slots, pinned below a number that ran out of memory twice, and settled', () => {
+  const slots = new TrainingSlots(3);
+  const fit = (n: number) => Array.from({ length: n }, () => slots.finished(slots.limit)).filter((c) => c !== null);
+  assert.deepEqual(fit(10), [], 'at --slots nothing rises');
+  assert.deepEqual(slots.outOfMemory(3), { limit: 2, pinned: false });
+  assert.equal(slots.outOfMemory(3), null, 'a training that crowded the device with the first lowers nothing more');
+  assert.deepEqual(fit(TRAININGS_BEFORE_RAISE - 1), []);
+  assert.equal(slots.finished(3), null, 'a training admitted before the drop is no evidence');
+  slots.outOfMemory(2);
+  assert.equal(slots.limit, 1);
+  assert.deepEqual(fit(TRAININGS_BEFORE_RAISE), [{ limit: 2, pinned: false }], 'an out-of-memory starts the count again');
+  assert.deepEqual(fit(TRAININGS_BEFORE_RAISE), [{ limit: 3, pinned: false }]);
+  assert.deepEqual(slots.outOfMemory(3), { limit: 2, pinned: true }, 'a second out-of-memory at three');
+  assert.deepEqual(fit(100), []);
+  assert.deepEqual(slots.outOfMemory(2), { limit: 1, pinned: true }, 'a second out-of-memory at two');
+  assert.deepEqual(fit(100), []);
+  assert.equal(slots.outOfMemory(1), null, 'never below one');
+  assert.equal(slots.limit, 1);
 });
 
 test('a bad --slots is a one-line error from evo up and from the device worker', () => {

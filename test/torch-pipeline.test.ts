@@ -1,7 +1,7 @@
 // Specification of candidate iterations on the torch engine in the durable pipeline: a run whose config
 // says `evaluator.engine: torch` traces and trains every candidate on torch through a real server and a
-// real device worker, files each traced graph in its archive, and records a candidate the engine cannot
-// take as invalid, with the reason, rather than training it on tfjs.
+// real device worker, files each traced graph in its archive, and refuses at validation a candidate the
+// engine cannot take, with the reason, rather than training it on tfjs or spending a training on it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -66,6 +66,12 @@ evaluator:
 
 async function runToEnd(client: Client, settings: RunSettings, id: string): Promise<RunSummary> {
   return runResult(await client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] }), logs);
+}
+
+/** The type of every activity a workflow scheduled, in order. */
+async function scheduledActivities(client: Client, workflowId: string): Promise<string[]> {
+  const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  return events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name ?? ''] : []));
 }
 
 /** Every training result the state folder's cache holds, by the program it trained. */
@@ -135,32 +141,48 @@ test('with evaluator.engine: torch in the config, catalogue candidates are trace
   assert.ok(cachedResults().every((r) => r.backend.startsWith('torch')), 'nothing trained on tfjs');
 });
 
-test('on the torch engine, a candidate that uses a kernel the engine lacks, or reads a traced value back, is recorded invalid with the reason, never trained on tfjs; the screen\'s graph is archived too', async () => {
-  const settings = torchRunSettings(3);
+test('on the torch engine, a candidate that uses a kernel the engine lacks, or reads a traced value back, is refused by validation with the reason and never trained, on any engine; the screen\'s graph is archived too', async () => {
+  const settings = torchRunSettings(4);
   const candidates = path.join(scratch, 'untraceable');
   fs.mkdirSync(candidates, { recursive: true });
-  // Both pass validation (tfjs runs them fine); only tracing for the torch engine refuses them.
+  // tfjs runs both fine; on a run asking for torch, validation traces them as the engine's trainings would.
   const baseline = fs.readFileSync(path.join(repoRoot, 'frameworks', 'coefficient_dynamics.ts'), 'utf8');
   const sine = baseline.replace('const h = tf.mul(k, 1 / Math.sqrt(d));', 'const h = tf.mul(tf.sin(k), 1 / Math.sqrt(d));');
   const reads = baseline.replace('  const y = tf.matMul(alpha, v);', '  const peak = tf.max(tf.abs(v)).dataSync()[0];\n  const y = tf.matMul(peak > 1e30 ? tf.zerosLike(alpha) : alpha, v);');
-  assert.ok(sine !== baseline && reads !== baseline);
+  // Validation traces at its batch of 2; a block that uses Sin only at a larger batch (training's is 8)
+  // passes there and is refused at its first torch training, the backstop.
+  const sineAtTrainingBatch = baseline.replace('const h = tf.mul(k, 1 / Math.sqrt(d));', 'const h = tf.mul(B > 4 ? tf.sin(k) : k, 1 / Math.sqrt(d));');
+  assert.ok(sine !== baseline && reads !== baseline && sineAtTrainingBatch !== baseline);
   fs.writeFileSync(path.join(candidates, '01-sine-keys.ts'), sine);
   fs.writeFileSync(path.join(candidates, '02-reads-values.ts'), reads);
-  fs.writeFileSync(path.join(candidates, '03-causal-mean.ts'), controlBlock('causal-mean'));
+  fs.writeFileSync(path.join(candidates, '03-sine-at-training-batch.ts'), sineAtTrainingBatch);
+  fs.writeFileSync(path.join(candidates, '04-causal-mean.ts'), controlBlock('causal-mean'));
   settings.mutation = { provider: 'files', dir: candidates, maxAttempts: 1 };
   settings.screen = { enabled: true, steps: 20, margin: 0 };
   const id = 'evo-test-torch-untraceable';
 
-  const summary = await withWorkers((client) => runToEnd(client, settings, id));
+  let scheduled: string[][] = [];
+  const summary = await withWorkers(async (client) => {
+    const s = await runToEnd(client, settings, id);
+    scheduled = await Promise.all(s.iterations.map((it) => scheduledActivities(client, `${id}/iter-${String(it.iteration).padStart(3, '0')}`)));
+    return s;
+  });
 
   assert.equal(summary.status, 'completed');
-  const [base, sin, read, mean] = summary.iterations;
+  const [base, sin, read, batchSin, mean] = summary.iterations;
   assert.ok(base.points.every((p) => p.backend.startsWith('torch') && p.graph));
   assert.equal(sin.status, 'invalid');
-  assert.match(sin.error ?? '', /^training failed: trace: the block uses kernel Sin, which the torch engine does not implement/);
+  assert.equal(sin.error, 'every proposal was refused; last: trace: the block uses kernel Sin, which the torch engine does not implement');
   assert.equal(read.status, 'invalid');
-  assert.match(read.error ?? '', /^training failed: trace: the block reads tensor values with dataSync\(\), so its graph would depend on the data/);
+  assert.equal(read.error, 'every proposal was refused; last: trace: the block reads tensor values with dataSync(), so its graph would depend on the data');
+  assert.equal(batchSin.status, 'invalid');
+  assert.match(batchSin.error ?? '', /^training failed: trace: the block uses kernel Sin, which the torch engine does not implement/);
+  assert.ok(scheduled[batchSin.iteration].includes('trainSize'));
   for (const it of [sin, read]) {
+    assert.deepEqual(it.failedAttempts?.map((a) => a.kind), ['validation-failed']);
+    assert.ok(!scheduled[it.iteration].includes('trainSize'), `a refused candidate had a training attempt: ${scheduled[it.iteration]}`);
+  }
+  for (const it of [sin, read, batchSin]) {
     assert.deepEqual(it.points, []);
     assert.ok(fs.existsSync(path.join(runs, id, 'programs', `${it.programHash}.ts`)), 'the refused program is archived');
     assert.ok(!cachedResults().some((r) => r.program === it.programHash), 'no training result of the refused program, on any engine');

@@ -108,6 +108,29 @@ test("the baseline passes at every training size; each shape is checked once and
   assert.ok(!/also at/.test(report.checks.find((c) => c.name === 'time')?.detail ?? ''), 'the counted work is measured at the largest shape only');
 });
 
+test('on a run that trains on torch, validation also traces the block: a kernel the engine lacks or a read of a traced value is refused by trace with the training\'s reason, at the size where it happens', async () => {
+  const torch: ValidationSpec = { ...SPEC, traceForTorch: true };
+  const baseline = await validateProgram(baselineProgram('coefficient_dynamics'), torch, scratch);
+  assert.equal(baseline.ok, true, baseline.reason);
+  assert.deepEqual(baseline.checks.map((c) => c.name), ['syntax', 'static', ...DYNAMIC_CHECKS, 'trace']);
+
+  const sine = softmaxBlock({ out: 'tf.add(y, tf.mul(tf.sin(y), 0.1))' });
+  assert.equal((await validate(sine)).ok, true, 'tfjs takes it: without the torch engine nothing changes');
+  const refused = await validate(sine, torch);
+  assert.equal(failedCheck(refused), 'trace');
+  assert.equal(refused.reason, 'trace: the block uses kernel Sin, which the torch engine does not implement');
+
+  const reads = softmaxBlock({ extra: '\n  const peak = tf.max(tf.abs(v)).dataSync()[0];', out: 'peak > 1e30 ? tf.zerosLike(y) : y' });
+  const read = await validate(reads, torch);
+  assert.equal(failedCheck(read), 'trace');
+  assert.equal(read.reason, 'trace: the block reads tensor values with dataSync(), so its graph would depend on the data');
+
+  const narrowOnly = softmaxBlock({ out: 'D < 32 ? tf.add(y, tf.mul(tf.sin(y), 0.1)) : y' });
+  const narrow = await validate(narrowOnly, { ...torch, otherSizes: [{ name: 'd16-L1-H2', dModel: 16, nHeads: 2 }] });
+  assert.equal(failedCheck(narrow), 'trace');
+  assert.equal(narrow.reason, 'trace at d16-L1-H2 (d_model 16, 2 heads): the block uses kernel Sin, which the torch engine does not implement');
+});
+
 test('a syntax error is refused before anything runs', async () => {
   const report = await validate('function attention(tf, ctx, x) {\n  return tf.mul(x, 2;\n}\n');
   assert.equal(failedCheck(report), 'syntax');

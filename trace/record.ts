@@ -297,10 +297,13 @@ export function replayGraph(graph: AttentionGraph, x: Tensor, mask: Tensor, para
   return values[graph.output[0]][graph.output[1]];
 }
 
+/** The default seed of a trace's trial weights and input. */
+export const TRACE_SEED = 1234;
+
 export interface TraceRequest {
   block: string;
   shapes: TraceShape[];
-  /** Seeds the block's trial weights and input; a second trace with seed+1 must give the same graph. */
+  /** Seeds the block's trial weights and input (default TRACE_SEED); a second trace with seed+1 must give the same graph. */
   seed?: number;
 }
 
@@ -316,39 +319,47 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
   return true;
 }
 
-/** Traces a block at every shape: record twice (two inputs and weight draws), compare, replay, compare bits. */
-export async function traceBlock(req: TraceRequest): Promise<TraceOutcome> {
-  if (!(await tf.setBackend('wasm'))) throw new Error('the tfjs wasm backend could not be initialised');
-  await tf.ready();
-  const seed = req.seed ?? 1234;
-  let fn: AttentionFn;
+/**
+ * The block's graph at one shape: recorded twice (two inputs and weight draws) and compared, then replayed
+ * with tfjs's kernels and compared bit for bit. A refusal is a ProgramRejected with check 'trace'.
+ */
+export function traceAtShape(fn: AttentionFn, shape: TraceShape, seed: number): AttentionGraph {
+  const first = recordBlock(fn, shape, seed);
+  let second: TraceRun | undefined;
   try {
-    fn = compileAttention(req.block);
+    second = recordBlock(fn, shape, seed + 1);
+    if (second.graph.hash !== first.graph.hash) {
+      throw new ProgramRejected(`trace: the block's kernel graph changes with its input values at shape (${shape.batch}, ${shape.seqLen}, ${shape.dModel}), so it depends on the data`, 'trace');
+    }
+    const params = new Map(first.graph.params.map((p) => [p.name, first.store.vars.get(`${first.scope}.${p.name}`)! as Tensor]));
+    const replayed = tf.tidy(() => replayGraph(first.graph, first.x, first.mask, params).dataSync() as Float32Array);
+    if (!sameBits(replayed, first.output)) {
+      throw new ProgramRejected('trace: replaying the recorded graph does not reproduce the block\'s output exactly', 'trace');
+    }
+    return first.graph;
+  } finally {
+    for (const run of second ? [first, second] : [first]) {
+      run.x.dispose();
+      run.mask.dispose();
+      run.store.dispose();
+    }
+  }
+}
+
+/** The block compiled for tracing; a top-level throw is the trace's refusal. */
+export function compileForTrace(block: string): AttentionFn {
+  try {
+    return compileAttention(block);
   } catch (err) {
     if (err instanceof ProgramRejected) throw err;
     throw new ProgramRejected(`trace: the block's top-level code threw: ${oneLine(err)}`, 'trace');
   }
-  const graphs: AttentionGraph[] = [];
-  for (const shape of req.shapes) {
-    const first = recordBlock(fn, shape, seed);
-    const second = recordBlock(fn, shape, seed + 1);
-    try {
-      if (second.graph.hash !== first.graph.hash) {
-        throw new ProgramRejected(`trace: the block's kernel graph changes with its input values at shape (${shape.batch}, ${shape.seqLen}, ${shape.dModel}), so it depends on the data`, 'trace');
-      }
-      const params = new Map(first.graph.params.map((p) => [p.name, first.store.vars.get(`${first.scope}.${p.name}`)! as Tensor]));
-      const replayed = tf.tidy(() => replayGraph(first.graph, first.x, first.mask, params).dataSync() as Float32Array);
-      if (!sameBits(replayed, first.output)) {
-        throw new ProgramRejected('trace: replaying the recorded graph does not reproduce the block\'s output exactly', 'trace');
-      }
-      graphs.push(first.graph);
-    } finally {
-      for (const run of [first, second]) {
-        run.x.dispose();
-        run.mask.dispose();
-        run.store.dispose();
-      }
-    }
-  }
-  return { graphs };
+}
+
+/** Traces a block at every shape (traceAtShape), on the wasm backend. */
+export async function traceBlock(req: TraceRequest): Promise<TraceOutcome> {
+  if (!(await tf.setBackend('wasm'))) throw new Error('the tfjs wasm backend could not be initialised');
+  await tf.ready();
+  const fn = compileForTrace(req.block);
+  return { graphs: req.shapes.map((shape) => traceAtShape(fn, shape, req.seed ?? TRACE_SEED)) };
 }

@@ -1,5 +1,6 @@
 // Dynamic checks of a candidate block on the tfjs wasm backend (shape, determinism, finiteness, causality,
-// batch independence, gradients, tampering, time). Runs candidate code: call only inside the sandbox.
+// batch independence, gradients, tampering, time; the trace for a run on the torch engine). Runs candidate
+// code: call only inside the sandbox.
 // The time check compares counted work (validate/cost.ts), not wall time, so a busy machine cannot fail
 // it; the parent enforces a per-call wall-clock budget announced before the candidate first runs.
 import * as tf from '@tensorflow/tfjs';
@@ -9,6 +10,7 @@ import { attentionContext, causalMask, ParamStore, seedFor } from '../evaluator/
 import { oneLine, ProgramRejected } from '../core/errors';
 import { compileAttention } from '../core/program';
 import { countWork, workCost, type WorkCount } from './cost';
+import { compileForTrace, traceAtShape, TRACE_SEED } from '../trace/record';
 import { callBudgetMs, type CheckResult, type DynamicInput, type DynamicProgress, type DynamicReport, type DynamicSpec, type ValidationSize } from './report';
 
 const PARAM_SEED = 1234;
@@ -384,6 +386,7 @@ function validSpec(spec: DynamicSpec): void {
     throw new Error(`bad validation spec ${JSON.stringify(spec)}: dModel divisible by nHeads, batch ≥ 2, seqLen ≥ 4`);
   }
   if (!(spec.timeMultiple > 0)) throw new Error(`bad validation spec: timeMultiple must be positive, got ${spec.timeMultiple}`);
+  if (typeof spec.trace !== 'boolean') throw new Error(`bad validation spec: trace must be true or false, got ${spec.trace}`);
 }
 
 function sizeLabel(size: ValidationSize): string {
@@ -485,6 +488,30 @@ function behaviourChecks(block: string, at: CheckShape, watch: CallWatch | undef
 }
 
 /**
+ * What the torch engine's trainings will do first (trace/record.ts), at each checked shape: a kernel the
+ * engine lacks, a read of a traced value, a graph that depends on the data or does not replay is refused
+ * here, with the training's reason, instead of at the candidate's first torch training. What it refuses
+ * depends on which kernels the block dispatches, not on tensor sizes, except where the block branches on
+ * its shape: the shapes are the training sizes' (D, H) at the run's T, and the batch the other checks use.
+ */
+function checkTrace(block: string, spec: DynamicSpec, watch: CallWatch | undefined): void {
+  const fn = compileForTrace(block);
+  for (const size of [spec, ...spec.otherSizes]) {
+    const shape = { batch: spec.batch, seqLen: spec.seqLen, dModel: size.dModel, nHeads: size.nHeads };
+    const trace = () => {
+      watch?.start();
+      try {
+        traceAtShape(fn, shape, TRACE_SEED);
+      } finally {
+        watch?.stop();
+      }
+    };
+    if (size === spec) trace();
+    else atSize(size as ValidationSize, trace);
+  }
+}
+
+/**
  * Runs every check in DYNAMIC_CHECKS order at the largest shape and stops at the first failure; then, once
  * the block passed there, the behaviour checks at every other training size's shape, so a block that
  * misbehaves only at some width or head count is refused with that size named. The counted work and the
@@ -565,6 +592,13 @@ export async function runDynamicChecks(input: DynamicInput, ctx?: { progress(msg
       for (const c of checks) {
         if (BEHAVIOUR_CHECKS.has(c.name)) c.detail += `; also at the other training sizes' (D, H) = ${others}${c.name === 'causality' ? ', one batch row there' : ''}`;
       }
+    }
+
+    if (spec.trace) {
+      checkTrace(input.block, spec, watch);
+      checkTamper(before);
+      const others = spec.otherSizes.map((s) => `, (${s.dModel}, ${s.nHeads})`).join('');
+      pass('trace', `the torch engine can take the block: its kernel graph at (B, T) = (${B}, ${T}) and (D, H) = (${D}, ${spec.nHeads})${others} uses supported kernels only, reads no value back, is the same for other inputs and weights, and replays bit for bit`);
     }
   } catch (err) {
     if (!(err instanceof ProgramRejected)) throw err;

@@ -5,7 +5,7 @@ import { EvoError, ProgramRejected } from '../core/errors';
 import { baselineBlock, transpileBlock, type Program } from '../core/program';
 import { SandboxFailure } from '../sandbox/options';
 import { runInSandbox } from '../sandbox/run';
-import { callBudgetMs, CALL_BUDGET_FLOOR_MS, DYNAMIC_CHECKS, type CheckResult, type DynamicInput, type DynamicReport, type ValidationSize } from './report';
+import { callBudgetMs, CALL_BUDGET_FLOOR_MS, dynamicChecks, type CheckResult, type DynamicInput, type DynamicReport, type ValidationSize } from './report';
 import { assertStaticallySafe } from './static';
 
 export { staticFindings, describeFinding, assertStaticallySafe, type StaticFinding } from './static';
@@ -31,6 +31,11 @@ export interface ValidationSpec {
   wallTimeoutMs: number;
   /** Memory limit of the validation child (default 2048 MB). */
   memoryMb?: number;
+  /**
+   * The run's trainings are asked for the torch engine: also trace the block at every checked shape (after
+   * every other check passed) and refuse, by `trace`, a block the engine cannot take, before it trains.
+   */
+  traceForTorch?: boolean;
 }
 
 export interface ValidationReport {
@@ -82,7 +87,7 @@ function distinctShapes(spec: ValidationSpec): ValidationSize[] {
  * The child's report is data from a process that ran untrusted code: keep only well-formed fields, and
  * call the block valid only when every dynamic check is present and passed.
  */
-function trustedReport(raw: unknown, checks: CheckResult[]): ValidationReport {
+function trustedReport(raw: unknown, checks: CheckResult[], expected: readonly string[]): ValidationReport {
   const r = (typeof raw === 'object' && raw !== null ? raw : {}) as Partial<DynamicReport>;
   const text = (v: unknown): string => String(v).split('\n')[0].slice(0, MAX_DETAIL_CHARS);
   const dynamic = Array.isArray(r.checks)
@@ -100,7 +105,7 @@ function trustedReport(raw: unknown, checks: CheckResult[]): ValidationReport {
     baselineMsPerStep: num(r.baselineMsPerStep),
   };
   const failed = all.find((c) => !c.ok);
-  const missing = DYNAMIC_CHECKS.find((name) => !dynamic.some((c) => c.name === name && c.ok));
+  const missing = expected.find((name) => !dynamic.some((c) => c.name === name && c.ok));
   if (failed) report.reason = typeof r.reason === 'string' ? text(r.reason) : failed.detail;
   else if (missing) report.reason = `validation: the sandboxed checks ended without a result for "${missing}"`;
   else report.ok = true;
@@ -169,7 +174,15 @@ export async function validateProgram(program: Program, spec: ValidationSpec, sc
   const input: DynamicInput = {
     block: program.block,
     baselineBlock: baselineBlock(program.framework),
-    spec: { dModel: spec.dModel, nHeads: spec.nHeads, otherSizes: distinctShapes(spec), seqLen: spec.seqLen, batch: spec.batch, timeMultiple: spec.timeMultiple },
+    spec: {
+      dModel: spec.dModel,
+      nHeads: spec.nHeads,
+      otherSizes: distinctShapes(spec),
+      seqLen: spec.seqLen,
+      batch: spec.batch,
+      timeMultiple: spec.timeMultiple,
+      trace: spec.traceForTorch === true,
+    },
   };
   let raw: unknown;
   const deadline = new CallDeadline(spec.timeMultiple);
@@ -199,5 +212,5 @@ export async function validateProgram(program: Program, spec: ValidationSpec, sc
   } finally {
     deadline.stop();
   }
-  return trustedReport(raw, checks);
+  return trustedReport(raw, checks, dynamicChecks(input.spec));
 }

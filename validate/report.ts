@@ -25,6 +25,11 @@ export interface DynamicSpec {
    * of the block may also take at most this multiple of the baseline's step time (at least CALL_BUDGET_FLOOR_MS).
    */
   timeMultiple: number;
+  /**
+   * The run trains on the torch engine: also trace the block at every checked shape, as its trainings will
+   * (trace/record.ts), and refuse by `trace` what the engine cannot take.
+   */
+  trace: boolean;
 }
 
 /**
@@ -70,3 +75,8 @@ export interface DynamicReport {
 
 /** Every check a passing block has passed, in the order they run. */
 export const DYNAMIC_CHECKS = ['compile', 'shape', 'determinism', 'finite', 'causality', 'batch', 'gradient', 'tamper', 'time'] as const;
+
+/** The checks a passing block has passed: DYNAMIC_CHECKS, then `trace` where the spec asks for it. */
+export function dynamicChecks(spec: Pick<DynamicSpec, 'trace'>): readonly string[] {
+  return spec.trace ? [...DYNAMIC_CHECKS, 'trace'] : DYNAMIC_CHECKS;
+}

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import { EvoError, oneLine } from '../core/errors';
 import { counted, exitWithError } from '../core/output';
-import { parseSlots, TrainingSlots } from './slots';
+import { parseSlots, TrainingSlots, TRAININGS_BEFORE_RAISE } from './slots';
 import type { TrainSizeInput } from '../activities/train';
 import type { SeedRun } from '../contract';
 
@@ -44,20 +44,27 @@ async function main(): Promise<void> {
   /**
    * One training in one of the worker's slots. Running out of GPU memory is the infrastructure's fault,
    * never the candidate's: the attempt fails retryably (the retry resumes from the size's checkpoint)
-   * and this worker runs one training fewer at once from then on.
+   * and this worker runs one training fewer at once, until enough trainings fit (workers/slots.ts).
    */
   async function trainSize(input: TrainSizeInput): Promise<SeedRun> {
     const admittedAt = slots.limit;
     log.info(`training ${input.size.name} seed ${input.seed} (${slots.busy} of ${counted(admittedAt, 'slot')} busy)`);
+    let done: { run: SeedRun; cached: boolean };
     try {
-      return await training.trainSize(input);
+      done = await training.runTraining(input);
     } catch (err) {
       if (!(err instanceof ApplicationFailure && err.type === GPU_OUT_OF_MEMORY)) throw err;
       const what = `out of GPU memory at ${input.size.name} with ${counted(admittedAt, 'slot')}`;
-      const now = slots.outOfMemory(admittedAt);
-      log.warn(`${what}: this worker now runs ${counted(now, 'slot')}`);
+      const change = slots.outOfMemory(admittedAt);
+      const pinned = change?.pinned ? ` from now on (out of memory twice with ${counted(admittedAt, 'slot')})` : '';
+      log.warn(`${what}: this worker now runs ${counted(slots.limit, 'slot')}${pinned}`);
       throw ApplicationFailure.retryable(`${what} (${err.message})`, GPU_OUT_OF_MEMORY);
     }
+    // A cached result trained nothing, so it says nothing about the device's memory.
+    if (!done.cached && slots.finished(admittedAt)) {
+      log.info(`${TRAININGS_BEFORE_RAISE} trainings fit in GPU memory with ${counted(admittedAt, 'slot')}: this worker now runs ${counted(slots.limit, 'slot')}`);
+    }
+    return done.run;
   }
 
   const { connection, namespace } = await connectWorkerConnection();
