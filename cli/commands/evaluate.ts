@@ -78,7 +78,7 @@ export const evaluate: CommandSpec = {
     { name: 'vocab-size', type: 'number', description: "BPE vocabulary size, or for .bin data any size above its largest token id (50257 for GPT-2's); default: the profile's" },
     { name: 'seeds', type: 'string', value: '<count|list>', description: "training seeds: a count (counting up from the profile's first) or a list like 1,2,3; default: the profile's" },
     { name: 'fitness', type: 'string', value: FITNESS_MODES.join('|'), description: `fitness mode, relative to the baseline trained with the same seeds (default: ${DEFAULT_FITNESS.mode})` },
-    { name: 'engine', type: 'string', value: 'auto|tfjs|torch', description: 'the engine every training runs on; wins over EVOSCALE_ENGINE (default: EVOSCALE_ENGINE, else auto: torch where it imports and sees a CUDA device)' },
+    { name: 'engine', type: 'string', value: 'auto|tfjs|torch', description: 'the engine every training runs on; wins over EVOSCALE_ENGINE (default: EVOSCALE_ENGINE, else auto: torch where it imports and sees a CUDA device, or where tfjs-wasm cannot hold the shape of a size; tfjs otherwise)' },
   ],
   async run(o) {
     const { assertFramework, baselineProgram } = await import('../../core/program');
