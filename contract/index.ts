@@ -380,8 +380,8 @@ export interface IterationBrief {
 /**
  * The evolution workflow's state: its `status` query's answer, its result, what it carries when it
  * continues as new and what `writeRunSummary` composes summary.json from (with the archive's records).
- * It grows by one brief (and the usage of its LLM replies) per iteration, so a run of any length stays
- * far below Temporal's payload limit.
+ * It grows by one brief (and the charges of its LLM replies) per iteration, about 200 bytes where a
+ * record takes 1–3 kB, so thousands of iterations stay below Temporal's 2 MB payload limit.
  */
 export interface RunState extends RunHeader {
   iterations: IterationBrief[];

@@ -31,7 +31,7 @@ function briefOf(r: IterationRecord): IterationBrief {
   return { iteration: r.iteration, status: r.status, programHash: r.programHash, fitness: r.fitness, proposals: r.proposals };
 }
 
-/** The state a run continued as new by the code before it was compact carried: its whole summary. */
+/** What a run continued as new by earlier code carried, its whole summary, as the state it stands for. */
 function stateOfSummary(summary: RunSummary): RunState {
   const { iterations, ...header } = summary;
   const last = iterations[iterations.length - 1];
