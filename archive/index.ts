@@ -8,7 +8,7 @@ import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../core/atom
 import { EvoError } from '../core/errors';
 import { hashText, programFromText, type Framework, type Program } from '../core/program';
 import { graphHash, graphStoreDir, type AttentionGraph } from '../trace/graph';
-import type { IterationRecord, RunSummary } from '../contract';
+import type { IterationRecord, RunState, RunSummary } from '../contract';
 
 /** Workflow IDs contain '/' for child iterations; only the run's own ID names a folder. */
 export function runDir(runId: string): string {
@@ -70,10 +70,30 @@ export function archiveGraph(runId: string, hash: string): string {
   return file;
 }
 
+function iterationRecordPath(runId: string, iteration: number): string {
+  return path.join(runDir(runId), 'iterations', `iter-${String(iteration).padStart(3, '0')}.json`);
+}
+
 /** An iteration's record, and the graphs its points and screen name (trained on torch) beside its program. */
 export function writeIterationRecord(runId: string, record: IterationRecord): void {
   for (const graph of [...record.points.map((p) => p.graph), record.screen?.graph]) if (graph) archiveGraph(runId, graph);
-  writeJsonAtomic(path.join(runDir(runId), 'iterations', `iter-${String(record.iteration).padStart(3, '0')}.json`), record);
+  writeJsonAtomic(iterationRecordPath(runId, record.iteration), record);
+}
+
+/**
+ * The run's summary: the workflow's state with each iteration's full record from `iterations/`, which
+ * the iteration's last step wrote before the workflow counted it. (A whole summary, as activities
+ * scheduled by the workflow code before its state was compact passed, reads the same records.)
+ */
+export function composeSummary(state: RunState | RunSummary): RunSummary {
+  const { workflowId, framework, profile, status, best, usage, reason, dataHash } = state;
+  const iterations = state.iterations.map(({ iteration }) => {
+    const file = iterationRecordPath(workflowId, iteration);
+    const record = readJsonIfExists<IterationRecord>(file);
+    if (!record) throw new EvoError(`iteration ${iteration}'s record is missing from the run archive (${path.relative(process.cwd(), file)}): every host must share EVOSCALE_RUNS_DIR`, 'MISSING_RECORD');
+    return record;
+  });
+  return { workflowId, framework, profile, status, iterations, best, usage, ...(reason !== undefined ? { reason } : {}), ...(dataHash !== undefined ? { dataHash } : {}) };
 }
 
 export function writeSummary(summary: RunSummary): void {

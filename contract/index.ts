@@ -348,12 +348,12 @@ export interface IterationRecord {
 
 export type RunStatus = 'running' | 'paused' | 'stopping' | 'completed' | 'stopped';
 
-export interface RunSummary {
+/** What a run's summary and its workflow's state have in common. */
+interface RunHeader {
   workflowId: string;
   framework: Framework;
   profile: string;
   status: RunStatus;
-  iterations: IterationRecord[];
   best: { iteration: number; fitness: number; programHash: string } | null;
   /** LLM tokens and cost of the whole run. */
   usage: UsageTotals;
@@ -363,10 +363,42 @@ export interface RunSummary {
   dataHash?: string;
 }
 
+/** A run as summary.json, `evo status` and `evo report` show it: every iteration's full record. */
+export interface RunSummary extends RunHeader {
+  iterations: IterationRecord[];
+}
+
+/** One iteration as the evolution workflow keeps it; its full record is the archive's `iterations/iter-NNN.json`. */
+export interface IterationBrief {
+  iteration: number;
+  status: IterationStatus;
+  programHash: string | null;
+  fitness: number | null;
+  proposals: number;
+}
+
+/**
+ * The evolution workflow's state: its `status` query's answer, its result, what it carries when it
+ * continues as new and what `writeRunSummary` composes summary.json from (with the archive's records).
+ * It grows by one brief (and the charges of its LLM replies) per iteration, about 200 bytes where a
+ * record takes 1–3 kB, so thousands of iterations stay below Temporal's 2 MB payload limit.
+ */
+export interface RunState extends RunHeader {
+  iterations: IterationBrief[];
+  /** The baseline's and the current best's trained sizes: what each candidate is scored against. */
+  baselinePoints: SizePoint[] | null;
+  bestPoints: SizePoint[] | null;
+  /** How the last iteration ended, in words (the Web UI's details). */
+  lastOutcome?: string;
+}
+
 export interface EvolutionInput {
   settings: RunSettings;
-  /** Set when the workflow continues as new: the state so far, and a pause or stop signalled before it. */
-  carried?: { summary: RunSummary; data: PreparedData; paused?: boolean; stopRequested?: boolean };
+  /**
+   * Set when the workflow continues as new: the state so far, and a pause or stop signalled before it.
+   * Runs continued before the state was compact carried their whole `summary` instead.
+   */
+  carried?: { state?: RunState; summary?: RunSummary; data: PreparedData; paused?: boolean; stopRequested?: boolean };
 }
 
 export interface IterationInput {

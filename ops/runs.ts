@@ -6,8 +6,8 @@ import { ApplicationFailure, WorkflowNotFoundError, type Client, type WorkflowEx
 import { connectClient } from './temporal/connection';
 import { EvoFramework, EvoStatus, EvoIteration } from '../contract/search-attributes';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { CANDIDATE_FAILED, CONTROL_QUEUE, ITERATION_FAILED, iterationWorkflowId, type RunSettings, type RunSummary, type TrainingHeartbeat } from '../contract';
-import { readSummary } from '../archive';
+import { CANDIDATE_FAILED, CONTROL_QUEUE, ITERATION_FAILED, iterationWorkflowId, type RunSettings, type RunState, type RunSummary, type TrainingHeartbeat } from '../contract';
+import { composeSummary, readSummary } from '../archive';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 import { chooseProvider } from '../propose';
 import { assertFramework, hashText } from '../core/program';
@@ -89,7 +89,8 @@ export function signalRun(workflowId: string, signal: 'pause' | 'resume' | 'stop
 
 /**
  * Follow a run: report each iteration as it lands, return the final summary. With `onTrainings`, each
- * poll while the run goes on also reports its trainings in flight (for progress bars).
+ * poll while the run goes on also reports its trainings in flight (for progress bars). The workflow
+ * answers with its compact state; the records come from the run archive.
  */
 export function waitForRun(workflowId: string, onIteration: (s: RunSummary, index: number) => void, onTrainings?: (trainings: TrainingInFlight[]) => void): Promise<RunSummary> {
   return withClient(async (client) => {
@@ -101,15 +102,17 @@ export function waitForRun(workflowId: string, onIteration: (s: RunSummary, inde
     for (;;) {
       const desc = await handle.describe();
       if (desc.status.name !== 'RUNNING') {
-        const result = (await handle.result()) as RunSummary;
+        const result = composeSummary((await handle.result()) as RunState);
         show(result);
         return result;
       }
+      let state: RunState | undefined;
       try {
-        show(await handle.query<RunSummary>('status'));
+        state = await handle.query<RunState>('status');
       } catch {
         // A query can fail while the workflow continues as new or no worker is up yet: try again.
       }
+      if (state && state.iterations.length > shown) show(composeSummary(state));
       if (onTrainings) onTrainings(await trainingsInFlight(client, desc));
       await new Promise((r) => setTimeout(r, 2000));
     }
@@ -305,8 +308,9 @@ export function runSnapshot(workflowId: string): Promise<RunSnapshot> {
     if (!summary && !running) throw new EvoError(`run ${workflowId} closed (${desc.status.name}) before it recorded an iteration: nothing to show`, 'NOT_FOUND');
     if (!summary) {
       try {
-        summary = await handle.query<RunSummary>('status');
+        summary = composeSummary(await handle.query<RunState>('status'));
       } catch (err) {
+        if (err instanceof EvoError) throw err;
         summary = readSummary(workflowId);
         if (!summary) throw new EvoError(`run ${workflowId} has no summary yet: no worker answered its status query (${(err as Error).message.split('\n')[0]}) and the archive holds none`, 'NOT_FOUND');
       }

@@ -16,7 +16,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import * as controlActivities from '../activities/control';
-import { CONTROL_QUEUE, type RunSettings, type RunSummary, type UsageTotals } from '../contract';
+import { CONTROL_QUEUE, type RunSettings, type RunState, type RunSummary, type UsageTotals } from '../contract';
+import { composeSummary } from '../archive';
 import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load';
 import { mulberry32 } from '../core/random';
 import { repoRoot } from '../core/paths';
@@ -195,7 +196,7 @@ async function closedResult(id: string): Promise<RunSummary | undefined> {
     const { status } = await handle.describe();
     if (status.name === 'RUNNING') return undefined;
     try {
-      return { summary: (await handle.result()) as RunSummary };
+      return { summary: composeSummary((await handle.result()) as RunState) };
     } catch (err) {
       if (serverTrouble(err)) throw err;
       const chain: string[] = [];
@@ -617,7 +618,7 @@ test('the reply store in a run: a propose step that fails after its reply arrive
       await startRun(settings, resumed);
       await withClient(async (client) => {
         const handle = client.workflow.getHandle(resumed);
-        for (let s = await handle.query<RunSummary>('status'); s.status !== 'paused'; s = await handle.query<RunSummary>('status')) await sleep(200);
+        for (let s = await handle.query<RunState>('status'); s.status !== 'paused'; s = await handle.query<RunState>('status')) await sleep(200);
         await handle.signal('resume');
       });
       const afterResume = await waitForRun(resumed, { supervise: false });

@@ -11,7 +11,8 @@ import { defaultConfigPath, loadRunConfig, runSettingsOf } from '../config/load'
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { CATALOGUE } from '../propose/offline/catalogue';
 import { FakeOpenAi, TEMPERATURE_DIFF, completion } from './helpers/fake-openai';
-import { CONTROL_QUEUE, type RunSettings, type RunSummary, type IterationRecord } from '../contract';
+import { CONTROL_QUEUE, type RunSettings, type RunState, type RunSummary, type IterationRecord } from '../contract';
+import { composeSummary } from '../archive';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
 import { startServerForRuns, type TestServer } from './helpers/temporal-server';
@@ -55,7 +56,7 @@ async function startEvolution(client: Client, settings: RunSettings, id: string)
 /** The workflow's result, or an error that carries the failure's root cause in its message. */
 async function resultOf(handle: WorkflowHandle): Promise<RunSummary> {
   try {
-    return (await handle.result()) as RunSummary;
+    return composeSummary((await handle.result()) as RunState);
   } catch (err) {
     const chain: string[] = [];
     for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) chain.push(e.message);

@@ -11,7 +11,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as controlActivities from '../activities/control';
-import { CONTROL_QUEUE, type RunSummary } from '../contract';
+import { CONTROL_QUEUE, type RunState, type RunSummary } from '../contract';
+import { composeSummary } from '../archive';
 import { runSettings } from '../config/run-settings';
 import { repoRoot } from '../core/paths';
 import { evoOn, startServerForRuns, type TestServer } from './helpers/temporal-server';
@@ -89,7 +90,7 @@ test('a run failed by an infrastructure fault: `evo status` shows the failure an
       const retried = evo('retry', id);
       assert.equal(retried.code, 0, retried.stderr);
       assert.match(retried.stdout, new RegExp(`^continuing ${id} from iteration 1 \\(reset to event \\d+, new execution `, 'm'));
-      const summary = (await client.workflow.getHandle(id).result()) as RunSummary;
+      const summary = composeSummary((await client.workflow.getHandle(id).result()) as RunState);
       assert.equal(summary.status, 'completed');
       assert.deepEqual(summary.iterations.map((it) => it.iteration), [0, 1]);
       assert.deepEqual(results(), trained, 'no size was trained again: every recorded result is untouched and none was added');
@@ -213,12 +214,12 @@ test('an iteration failing on an LLM error still records every call it paid for:
   try {
     const summary = await worker.runUntil(async () => {
       const handle = await client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] });
-      for (let s = await handle.query<RunSummary>('status'); s.status !== 'paused'; s = await handle.query<RunSummary>('status')) {
+      for (let s = await handle.query<RunState>('status'); s.status !== 'paused'; s = await handle.query<RunState>('status')) {
         assert.ok(llm.requests.length <= 3, 'no call beyond the scripted ones');
         await new Promise((r) => setTimeout(r, 200));
       }
       await handle.signal('stop');
-      return (await handle.result()) as RunSummary;
+      return composeSummary((await handle.result()) as RunState);
     });
     assert.equal(summary.status, 'stopped');
     assert.match(summary.reason ?? '', /401|API key/i);
@@ -262,7 +263,7 @@ test("a candidate that fails at one size has its other trainings cancelled at on
   try {
     const { summary, events } = await worker.runUntil(async () => {
       const handle = await client.workflow.start('evolution', { taskQueue: CONTROL_QUEUE, workflowId: id, args: [{ settings }] });
-      const summary = (await handle.result()) as RunSummary;
+      const summary = composeSummary((await handle.result()) as RunState);
       return { summary, events: (await client.workflow.getHandle(`${id}/iter-001`).fetchHistory()).events ?? [] };
     });
     const it = summary.iterations[1];

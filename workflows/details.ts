@@ -1,6 +1,6 @@
 // What the Web UI shows for a run and its iterations: each iteration's fixed summary (set when it
 // starts) and the live "current details" of both workflows. Text only; deterministic code.
-import type { IterationInput, IterationRecord, RunSummary } from '../contract';
+import type { IterationInput, IterationRecord, RunState } from '../contract';
 import { counted, fmtInterval, fmtSigned } from '../core/output';
 
 function shortHash(hash: string | null): string {
@@ -22,8 +22,7 @@ export function iterationOutcome(r: IterationRecord): string {
 }
 
 /** The evolution's current details: where it is and the live best. */
-export function runDetails(s: RunSummary, iterations: number, now: string): string {
+export function runDetails(s: RunState, iterations: number, now: string): string {
   const best = s.best ? `best: iteration ${s.best.iteration}, fitness ${fmtSigned(s.best.fitness)}, program ${shortHash(s.best.programHash)}` : 'best: none yet';
-  const last = s.iterations[s.iterations.length - 1];
-  return [`${s.status}: ${now}; plan: the baseline + ${iterations} iterations`, best, ...(last ? [`last: ${iterationOutcome(last)}`] : []), ...(s.reason ? [s.reason] : [])].join('\n');
+  return [`${s.status}: ${now}; plan: the baseline + ${iterations} iterations`, best, ...(s.lastOutcome ? [`last: ${s.lastOutcome}`] : []), ...(s.reason ? [s.reason] : [])].join('\n');
 }

@@ -5,7 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Client, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as controlActivities from '../../activities/control';
-import { CONTROL_QUEUE, type RunSummary } from '../../contract';
+import { CONTROL_QUEUE, type RunState, type RunSummary } from '../../contract';
+import { composeSummary } from '../../archive';
 import { repoRoot } from '../../core/paths';
 import type { TestServer } from './temporal-server';
 
@@ -28,7 +29,7 @@ export function startDeviceWorker(server: TestServer, logs: string[], opts: Devi
 /** A run's summary, or an error whose message holds the failure's chain of causes and the workers' last log lines. */
 export async function summaryOf(handle: WorkflowHandle, logs: string[] = []): Promise<RunSummary> {
   try {
-    return (await handle.result()) as RunSummary;
+    return composeSummary((await handle.result()) as RunState);
   } catch (err) {
     const chain: string[] = [];
     for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) chain.push(e.message);
@@ -75,7 +76,7 @@ export async function withWorkers<T>(
 /** A run's result, or an error carrying the failure's chain of causes and the workers' last log lines. */
 export async function runResult(handle: WorkflowHandle, logs: string[]): Promise<RunSummary> {
   try {
-    return (await handle.result()) as RunSummary;
+    return composeSummary((await handle.result()) as RunState);
   } catch (err) {
     const chain: string[] = [];
     for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) chain.push(e.message);
