@@ -192,3 +192,32 @@ test('a torch training child dies with the process that started it, even by SIGK
   for (let i = 0; i < 50 && engineAlive(); i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(engineAlive(), false, 'the engine outlived its parent');
 });
+
+test('the GPU check dry-runs on a CPU: its plan, each phase for every size, a projected iteration, variants this host lacks skipped with the reason; bad input fails in one line', async () => {
+  const folder = path.join(tmp, 'gpu-check');
+  const prepared = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'scripts', 'gpu-check-prepare.js'), '--profile', 'micro', '--out', folder], { encoding: 'utf8', timeout: 300_000 });
+  assert.equal(prepared.status, 0, prepared.stderr);
+  const { python } = await findTorchPython();
+  const script = path.join(repoRoot, 'scripts', 'gpu-check.py');
+  const sizes = ['d8-L1-H2', 'd16-L1-H2'];
+  const r = spawnSync(python, [script, folder, '--device', 'cpu', '--steps', '2', '--concurrent-steps', '2', '--sizes', sizes.join(',')], { encoding: 'utf8', timeout: 600_000 });
+  assert.equal(r.status, 0, r.stderr.slice(-3000));
+  const out = r.stdout;
+  assert.match(out, /^plan \(budget 570 s;/m);
+  for (const phase of ['1. ms/step', '2. one iteration', '3. first 10 losses', '4. torch.compile and CUDA graphs']) assert.ok(out.includes(phase), phase);
+  for (const size of sizes) {
+    for (const precision of ['fp32', 'tf32', 'bf16']) assert.match(out, new RegExp(`^  ${size} +${precision} +[\\d.]+ ms/step`, 'm'));
+    assert.match(out, new RegExp(`^  ${size} +(fp32|tf32|bf16) +[\\d.]+ ms/step with 2 at once .* → 40 steps in`, 'm'));
+    assert.match(out, new RegExp(`^  ${size} +cpu( [\\d.]+){10}$`, 'm'));
+  }
+  assert.match(out, /one iteration \(2 sizes × 40 steps, one seed each, at once\): [\d.]+ min/);
+  assert.match(out, /max \|Δ\| 0\.00e\+00/);
+  assert.match(out, /bf16 \+cudagraphs: skipped: (CUDA graphs need a CUDA device|torch \S+ has no torch\.compile)/);
+  assert.doesNotMatch(out, /failed:/);
+  for (const [args, why] of [[[path.join(tmp, 'nowhere')], /holds no check\.json/], [[folder], /sees no CUDA device/], [[folder, '--device', 'cpu', '--sizes', 'd9'], /no size d9/]] as const) {
+    const bad = spawnSync(python, [script, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, CUDA_VISIBLE_DEVICES: '' } });
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr.trim(), new RegExp(`^gpu-check: .*${why.source}`));
+    assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  }
+});
