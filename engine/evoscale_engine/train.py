@@ -227,8 +227,12 @@ class Trainer:
 
     def _batch(self, step):
         tr, T = self.job["training"], self.job["model"]["seqLen"]
-        ids, targets = training_batch(self.train_tokens, step, self.job["seed"], tr["batchSize"], T)
-        return torch.from_numpy(ids).to(self.device), torch.from_numpy(targets).to(self.device)
+        ids, targets = (torch.from_numpy(a) for a in training_batch(self.train_tokens, step, self.job["seed"], tr["batchSize"], T))
+        if self.device.type == "cuda":
+            # From pinned memory the copy is asynchronous: no wait for the GPU each step, so the host draws
+            # the next batch while the device trains on this one.
+            return ids.pin_memory().to(self.device, non_blocking=True), targets.pin_memory().to(self.device, non_blocking=True)
+        return ids, targets
 
     @torch.no_grad()
     def validation_loss(self):

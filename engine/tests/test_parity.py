@@ -138,6 +138,8 @@ class Resume(unittest.TestCase):
                     killed_at = msg["progress"]["step"]
                     break
             first.wait()
+            first.stdout.close()
+            first.stderr.close()
             self.assertEqual(first.returncode, -signal.SIGKILL)
             self.assertIsNotNone(killed_at)
             second = engine_process(job_path)
