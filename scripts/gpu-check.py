@@ -25,6 +25,7 @@ SEED_HOURS = 7  # the seed prototype's full evaluation: 100k steps × 4 sizes, a
 TARGET_MIN = 20  # issue 11's target for one iteration on one GPU
 COMPILE_GUESS_S = 60  # a compilation's time before any is measured (forward and backward, one size)
 LAUNCH_GUESS_S = 20e-6  # eager PyTorch's host time per kernel, before any step is measured
+WORKER_START_S = 20  # a size's process in phase 2: importing torch, a CUDA context, the model
 
 
 def fail(message):
@@ -109,7 +110,7 @@ def main():
     runnable = [(label, mode) for label, mode, why in variants if not why]
     est = {
         "precisions": sum(len(precisions) * (args.steps + warm) * guess[s["name"]] for s in sizes),
-        "iteration": 20 + (args.concurrent_steps + min(10, args.concurrent_steps)) * sum(guess.values()),
+        "iteration": WORKER_START_S + (args.concurrent_steps + min(10, args.concurrent_steps)) * sum(guess.values()),
         "losses": sum(10 * (guess[s["name"]] + cpu_step[s["name"]]) for s in sizes),
         "compile": sum(len(runnable) * (COMPILE_GUESS_S + (args.steps + warm) * guess[s["name"]]) for s in sizes),
     }
@@ -168,8 +169,8 @@ def main():
     measured = {}  # (size, precision) → ms/step
     for size in sizes:
         for precision in precisions:
-            per_step = (args.steps + warm) * (measured.get((size["name"], "fp32"), 1000 * guess[size["name"]]) / 1000)
-            if affordable(per_step, f"{size['name']} {precision}"):
+            estimate = (args.steps + warm) * (measured.get((size["name"], "fp32"), 1000 * guess[size["name"]]) / 1000)
+            if affordable(estimate, f"{size['name']} {precision}"):
                 timed = attempt(f"{size['name']} {precision}", lambda: time_variant(size, precision, precision, False))
                 if timed:
                     measured[(size["name"], precision)] = timed[0]
@@ -179,7 +180,7 @@ def main():
     fastest = fastest_precision(measured, precisions)
     if on_cuda:
         torch.cuda.empty_cache()  # phase 1's cached blocks: the sizes' processes need the memory
-    if affordable(20 + (args.concurrent_steps + min(10, args.concurrent_steps)) * sum(step_s.values()), "one iteration"):
+    if affordable(WORKER_START_S + (args.concurrent_steps + min(10, args.concurrent_steps)) * sum(step_s.values()), "one iteration"):
         attempt("one iteration", lambda: one_iteration(args, folder, sizes, fastest, check, on_cuda))
 
     print(f"3. first 10 losses, fp32 without dropout, from the same seeded weights and batches (CPU vs {args.device}):", flush=True)
