@@ -215,6 +215,22 @@ test('the GPU check dry-runs on a CPU: its plan, each phase for every size, a pr
   assert.match(out, /max \|Δ\| 0\.00e\+00/);
   assert.match(out, /bf16 \+cudagraphs: skipped: (CUDA graphs need a CUDA device|torch \S+ has no torch\.compile)/);
   assert.doesNotMatch(out, /failed:/);
+  // A size whose graph the engine refuses fails each of its variants in one line; the rest of the check runs.
+  const broken = path.join(tmp, 'gpu-check-broken');
+  fs.cpSync(folder, broken, { recursive: true });
+  const graphFile = path.join(broken, 'graphs', 'd16-L1-H2.json');
+  const graph = JSON.parse(fs.readFileSync(graphFile, 'utf8'));
+  graph.nodes.find((n: { op: string }) => n.op === 'Kernel').kernel = 'Atan2';
+  fs.writeFileSync(graphFile, JSON.stringify(graph));
+  const partial = spawnSync(python, [script, broken, '--device', 'cpu', '--steps', '1', '--concurrent-steps', '1', '--sizes', sizes.join(',')], { encoding: 'utf8', timeout: 600_000 });
+  assert.equal(partial.status, 0, partial.stderr.slice(-3000));
+  for (const precision of ['fp32', 'tf32', 'bf16']) {
+    assert.match(partial.stdout, new RegExp(`^  d8-L1-H2 +${precision} +[\\d.]+ ms/step`, 'm'));
+    assert.match(partial.stdout, new RegExp(`^  d16-L1-H2 ${precision}: failed: EngineError: .*kernel Atan2`, 'm'));
+  }
+  assert.match(partial.stdout, /^  one iteration: failed: RuntimeError: the d16-L1-H2 process failed: .*kernel Atan2/m);
+  assert.match(partial.stdout, /^  d8-L1-H2 +cpu( [\d.]+){10}$/m);
+  assert.match(partial.stdout, /^gpu-check: done in \d+ s$/m);
   for (const [args, why] of [[[path.join(tmp, 'nowhere')], /holds no check\.json/], [[folder], /sees no CUDA device/], [[folder, '--device', 'cpu', '--sizes', 'd9'], /no size d9/]] as const) {
     const bad = spawnSync(python, [script, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, CUDA_VISIBLE_DEVICES: '' } });
     assert.notEqual(bad.status, 0);
