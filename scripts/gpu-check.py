@@ -58,7 +58,9 @@ def main():
         torch = require_torch()
         from evoscale_engine.train import Trainer, save_checkpoint
     except ImportError as err:
-        fail(f"{folder} holds no engine package ({err}); run `npm run gpu-check:prepare` and copy its folder")
+        if err.name and err.name.startswith("evoscale_engine"):
+            fail(f"{folder} holds no engine package ({err}); run `npm run gpu-check:prepare` and copy its folder")
+        fail(f"the engine needs {err.name or err} besides torch ({err}); install it for this interpreter")
     except EngineError as err:
         fail(str(err))
     on_cuda = args.device.startswith("cuda")
