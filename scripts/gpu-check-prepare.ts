@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     fs.writeFileSync(path.join(out, file), JSON.stringify(graphs[i]));
     return { ...s, graph: file };
   });
-  const check = { profile: profile.profile, framework: program.framework, programHash: program.hash, vocabSize: data.vocabSize, seqLen: profile.seqLen, dropout: profile.dropout, training: profile.training, seed: profile.seeds[0], sizes };
+  const check = { profile: profile.profile, framework: program.framework, programHash: program.hash, vocabSize: data.vocabSize, seqLen: profile.seqLen, dropout: profile.dropout, training: profile.training, seed: profile.seeds[0], seedCount: profile.seeds.length, sizes };
   fs.writeFileSync(path.join(out, 'check.json'), JSON.stringify(check, null, 2));
   const bytes = fs.readdirSync(out, { recursive: true }).reduce((n, f) => n + (fs.statSync(path.join(out, String(f))).isFile() ? fs.statSync(path.join(out, String(f))).size : 0), 0);
   console.log(`${out}: ${(bytes / 1e6).toFixed(1)} MB (engine, ${sizes.length} graphs, token files, check.json); run: python3 scripts/gpu-check.py ${path.relative(repoRoot, out) || '.'}`);

@@ -284,8 +284,11 @@ def one_iteration(args, folder, sizes, precision, check, on_cuda):
         print(f"  {size['name']:<12} {precision:<6} {r['ms']:8.2f} ms/step with {len(sizes)} at once  peak {r['peakMiB']:8.0f} MiB  "
               f"evaluation {r['evalSeconds']:.2f} s  checkpoint {r['checkpointSeconds']:.3f} s  → {total} steps in {seconds / 60:.1f} min", flush=True)
     worst = max(projected)
-    print(f"  one iteration ({len(sizes)} sizes × {total} steps, one seed each, at once): {worst / 60:.1f} min "
-          f"(target ≤ {TARGET_MIN} min; the seed prototype: about {SEED_HOURS} h)", flush=True)
+    target = f" (target ≤ {TARGET_MIN} min; the seed prototype: about {SEED_HOURS} h)" if check.get("profile", "full") == "full" else ""
+    print(f"  one iteration ({len(sizes)} sizes × {total} steps, one seed each, at once): {worst / 60:.1f} min{target}", flush=True)
+    seeds = check.get("seedCount", 1)
+    if seeds > 1:  # each size's seeds in turn on its slot
+        print(f"  with the {check.get('profile', 'full')} profile's {seeds} seeds per size: about {seeds * worst / 60:.1f} min", flush=True)
 
 
 def run_workers(procs):

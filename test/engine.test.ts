@@ -211,7 +211,7 @@ test('the GPU check dry-runs on a CPU: its plan, each phase for every size, a pr
     assert.match(out, new RegExp(`^  ${size} +(fp32|tf32|bf16) +[\\d.]+ ms/step with 2 at once .* → 40 steps in`, 'm'));
     assert.match(out, new RegExp(`^  ${size} +cpu( [\\d.]+){10}$`, 'm'));
   }
-  assert.match(out, /one iteration \(2 sizes × 40 steps, one seed each, at once\): [\d.]+ min/);
+  assert.match(out, /one iteration \(2 sizes × 40 steps, one seed each, at once\): [\d.]+ min$/m);
   assert.match(out, /max \|Δ\| 0\.00e\+00/);
   assert.match(out, /bf16 \+cudagraphs: skipped: (CUDA graphs need a CUDA device|torch \S+ has no torch\.compile)/);
   assert.doesNotMatch(out, /failed:/);
