@@ -21,7 +21,13 @@ from .graph import check_graph, load_graph
 from .model import TransformerLM, seed_for
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+# torch.compile's modes the engine takes: `compile: true` is "default"; "reduce-overhead" replays the
+# compiled forward and backward as CUDA graphs (on CUDA; elsewhere it is plain compilation).
+COMPILE_MODES = ("default", "reduce-overhead")
 TOKEN_MAGIC = b"EVOTOKv1"
+# Checkpoints hold tensors, numbers and strings, so torch 2.x reads them weights-only (no pickled code runs;
+# 2.6 made it the default). 1.13's weights-only reader cannot read a float (the curve's losses).
+WEIGHTS_ONLY = int(torch.__version__.split(".")[0]) >= 2
 
 
 # ---- data: evaluator/data/token-file.ts and evaluator/train.ts trainingBatch, value for value.
@@ -113,7 +119,7 @@ def load_checkpoint(path, expected_hash):
     if not os.path.exists(path):
         return None
     try:
-        state = torch.load(path, map_location="cpu")
+        state = torch.load(path, map_location="cpu", weights_only=WEIGHTS_ONLY)
     except Exception as err:  # a foreign or truncated file
         raise EngineError(f"checkpoint {path} is not a torch engine checkpoint ({err})") from None
     if not isinstance(state, dict) or state.get("jobHash") != expected_hash:
@@ -135,11 +141,25 @@ def autocast(device, precision):
     if precision not in PRECISIONS:
         raise EngineError(f"unknown precision {precision!r} (expected {', '.join(PRECISIONS)})")
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        # The one TF32 switch both 1.13 and 2.x have: torch 2.9+ objects to mixing its legacy
+        # allow_tf32 flags with the fp32_precision ones that torch.compile reads. The model has
+        # matmuls only (no convolutions), so cuDNN's flag does not matter.
+        torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def compile_mode(value):
+    """The job's `compile` (false, true or a mode of COMPILE_MODES) as a mode name, None when uncompiled."""
+    if value in (None, False):
+        return None
+    mode = "default" if value is True else value
+    if mode not in COMPILE_MODES:
+        raise EngineError(f"unknown compile mode {mode!r} (expected true or one of {', '.join(COMPILE_MODES)})")
+    if not hasattr(torch, "compile"):
+        raise EngineError(f"torch.compile was asked for, but PyTorch {torch.__version__} has none (it needs 2.x)")
+    return mode
 
 
 class Trainer:
@@ -169,11 +189,8 @@ class Trainer:
         ]
         self.opt = torch.optim.AdamW(groups, lr=tr["learningRate"], betas=(tr["beta1"], tr["beta2"]), eps=1e-8)
         self.params = [p for _, p in named]
-        self.loss_fn = self.model.token_losses
-        if job.get("compile"):
-            if not hasattr(torch, "compile"):
-                raise EngineError(f"torch.compile was asked for, but PyTorch {torch.__version__} has none (it needs 2.x)")
-            self.loss_fn = torch.compile(self.model.token_losses)
+        self.compile_mode = compile_mode(job.get("compile"))
+        self.loss_fn = torch.compile(self.model.token_losses, mode=self.compile_mode) if self.compile_mode else self.model.token_losses
 
     def _load_weights(self, weights):
         for name, p in self.model.named_weights():
@@ -210,8 +227,12 @@ class Trainer:
 
     def _batch(self, step):
         tr, T = self.job["training"], self.job["model"]["seqLen"]
-        ids, targets = training_batch(self.train_tokens, step, self.job["seed"], tr["batchSize"], T)
-        return torch.from_numpy(ids).to(self.device), torch.from_numpy(targets).to(self.device)
+        ids, targets = (torch.from_numpy(a) for a in training_batch(self.train_tokens, step, self.job["seed"], tr["batchSize"], T))
+        if self.device.type == "cuda":
+            # From pinned memory the copy is asynchronous: no wait for the GPU each step, so the host draws
+            # the next batch while the device trains on this one.
+            return ids.pin_memory().to(self.device, non_blocking=True), targets.pin_memory().to(self.device, non_blocking=True)
+        return ids, targets
 
     @torch.no_grad()
     def validation_loss(self):
@@ -309,6 +330,6 @@ class Trainer:
             "stateHash": self.state_hash(),
             "peakBytes": self.peak_bytes(),
             "precision": self.precision,
-            "compiled": bool(self.job.get("compile")),
+            "compiled": self.compile_mode is not None,
             "firstStepSeconds": first_step_seconds,
         }

@@ -19,7 +19,11 @@ from evoscale_engine.train import Trainer
 
 torch.set_num_threads(1)
 FIXTURES = os.environ.get("EVOSCALE_ENGINE_FIXTURES")
-REFS = json.load(open(FIXTURES, encoding="utf-8")) if FIXTURES else None
+if FIXTURES:
+    with open(FIXTURES, encoding="utf-8") as f:
+        REFS = json.load(f)
+else:
+    REFS = None
 ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 KERNEL_TOL = 1e-5  # relative to the largest reference magnitude of each tensor
@@ -134,6 +138,8 @@ class Resume(unittest.TestCase):
                     killed_at = msg["progress"]["step"]
                     break
             first.wait()
+            first.stdout.close()
+            first.stderr.close()
             self.assertEqual(first.returncode, -signal.SIGKILL)
             self.assertIsNotNone(killed_at)
             second = engine_process(job_path)
@@ -207,6 +213,21 @@ class Settings(unittest.TestCase):
         ref = REFS["training"][0]
         with self.assertRaisesRegex(EngineError, "torch.compile was asked for"):
             Trainer({**parity_job(ref, "unused.pt"), "compile": True})
+
+    @unittest.skipUnless(hasattr(torch, "compile"), "this torch has no torch.compile")
+    def test_a_compiled_training_gives_the_tfjs_losses_within_1e_4(self):
+        # reduce-overhead: CUDA graphs on a GPU; on this CPU the same compiled graph without them.
+        ref = REFS["training"][0]
+        with tempfile.TemporaryDirectory() as tmp:
+            result = Trainer({**parity_job(ref, os.path.join(tmp, "c.pt")), "compile": "reduce-overhead"}).run()
+        self.assertTrue(result["compiled"])
+        for step, (got, want) in enumerate(zip(result["trainLosses"], ref["trainLosses"]), 1):
+            self.assertLessEqual(abs(got - want), LOSS_TOL, f"step {step}: compiled torch {got} vs tfjs {want}")
+
+    def test_an_unknown_compile_mode_is_refused(self):
+        ref = REFS["training"][0]
+        with self.assertRaisesRegex(EngineError, "unknown compile mode 'max-autotune'"):
+            Trainer({**parity_job(ref, "unused.pt"), "compile": "max-autotune"})
 
 
 if __name__ == "__main__":
