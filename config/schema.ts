@@ -151,7 +151,9 @@ const EvaluatorSchema = z
     engine: z.enum(ENGINES).default(DEFAULT_ENGINE.engine),
     /** The torch engine's precision and compilation (tfjs trains in float32, uncompiled). */
     precision: z.enum(PRECISIONS).default(DEFAULT_ENGINE.precision),
-    compile: z.boolean().default(DEFAULT_ENGINE.compile),
+    compile: z
+      .union([z.boolean(), z.literal('reduce-overhead')], { errorMap: () => ({ message: 'must be true, false or reduce-overhead' }) })
+      .default(DEFAULT_ENGINE.compile),
   })
   .strict();
 

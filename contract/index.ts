@@ -39,8 +39,11 @@ export interface EngineSettings {
   engine: EngineChoice;
   /** Torch only: fp32, TF32 matmuls, or bf16 autocast. */
   precision: 'fp32' | 'tf32' | 'bf16';
-  /** Torch only: torch.compile the loss (torch 2.x). */
-  compile: boolean;
+  /**
+   * Torch only: torch.compile the loss (torch 2.x): `true` in its default mode, or `reduce-overhead`, which on
+   * CUDA also replays the compiled forward and backward as CUDA graphs.
+   */
+  compile: boolean | 'reduce-overhead';
 }
 
 export interface TrainingConfig {

@@ -83,7 +83,7 @@ export interface TorchTrainJob extends Omit<TrainJob, 'block'> {
   graph: string;
   device: string;
   precision: EngineSettings['precision'];
-  compile: boolean;
+  compile: EngineSettings['compile'];
   threads?: number;
 }
 

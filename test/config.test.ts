@@ -270,6 +270,9 @@ describe('the engine', () => {
       compile: false,
     });
     assert.deepEqual(loadRunConfig(write('plain.yaml', MINIMAL)).evaluator.engine, { engine: 'auto', precision: 'fp32', compile: false });
+    // torch.compile's CUDA-graph mode, handed to the engine as its job's `compile`.
+    const graphs = loadRunConfig(write('graphs.yaml', MINIMAL.replace('evaluator:\n', 'evaluator:\n  engine: torch\n  compile: reduce-overhead\n')));
+    assert.equal(runSettingsOf(graphs).evaluator.engine?.compile, 'reduce-overhead');
   });
 
   test('a bad engine, precision or compile value, or torch settings on a tfjs run, is one line naming the key and its line', () => {
@@ -278,7 +281,7 @@ describe('the engine', () => {
     const precision = MINIMAL.replace('evaluator:\n', 'evaluator:\n  precision: fp16\n');
     assert.match(configError(write('precision.yaml', precision)).message, new RegExp(`precision\\.yaml:${lineOf(precision, 'fp16')}: "evaluator\\.precision" must be one of fp32, tf32, bf16, got "fp16"`));
     const compile = MINIMAL.replace('evaluator:\n', 'evaluator:\n  compile: yes please\n');
-    assert.match(configError(write('compile.yaml', compile)).message, new RegExp(`compile\\.yaml:${lineOf(compile, 'compile')}: "evaluator\\.compile" must be a boolean`));
+    assert.match(configError(write('compile.yaml', compile)).message, new RegExp(`compile\\.yaml:${lineOf(compile, 'compile')}: "evaluator\\.compile": must be true, false or reduce-overhead`));
     const tfjs = MINIMAL.replace('evaluator:\n', 'evaluator:\n  engine: tfjs\n  precision: bf16\n');
     assert.match(configError(write('tfjs.yaml', tfjs)).message, new RegExp(`tfjs\\.yaml:${lineOf(tfjs, 'bf16')}: "evaluator\\.precision": bf16 is a torch engine setting, but evaluator\\.engine is tfjs`));
   });
