@@ -8,7 +8,6 @@
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -27,7 +26,7 @@ import { readDevServerInfo } from '../ops/temporal/devserver';
 import { isProcessAlive } from '../ops/temporal/lock';
 import { stackDown, stackUp } from '../ops/stack';
 import { FakeOpenAi, completion, errorReply, type RecordedRequest, type ScriptedReply } from './helpers/fake-openai';
-import { bundleWorkflows, freePort } from './helpers/temporal-server';
+import { bundleWorkflows, serverPort } from './helpers/temporal-server';
 
 /** The PRNG's seed: which process, which signal, how long to wait, which events to act on. */
 const SEED = 0x5eed_0a10;
@@ -48,38 +47,6 @@ const llm = new FakeOpenAi();
 const tally = { begun: 0, passed: 0 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Ports handed out already (a port is free until its server binds it). */
-const taken = new Set<number>();
-
-/**
- * A free port below the ephemeral range. The server restarts on the same ports many times while workers
- * keep reconnecting to them; with an ephemeral port, a reconnect to the dead server's port can be given
- * that very port as its own and connect to itself (TCP simultaneous open), holding the port the server
- * needs. Outside the range no outgoing connection ever takes it.
- */
-async function serverPort(): Promise<number> {
-  let low = 32768;
-  try {
-    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
-  } catch {
-    /* not Linux: the usual range */
-  }
-  for (let i = 0; i < 200; i++) {
-    const port = 10_000 + Math.floor(Math.random() * Math.max(1, low - 10_000));
-    if (taken.has(port)) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const probe = net.createServer();
-      probe.once('error', () => resolve(false));
-      probe.listen({ host: '127.0.0.1', port, exclusive: true }, () => probe.close(() => resolve(true)));
-    });
-    if (free) {
-      taken.add(port);
-      return port;
-    }
-  }
-  return freePort();
-}
 
 /** The log of this process's Temporal runtime (the control worker of the second test), kept off the test's output and shown if it fails. */
 const runtimeLog: string[] = [];

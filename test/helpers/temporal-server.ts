@@ -42,6 +42,39 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Ports this process handed out already (a port is free until its server binds it). */
+const taken = new Set<number>();
+
+/**
+ * A free port for a test server, below the ephemeral range. Workers keep reconnecting to a server that
+ * restarts on the same ports, and every test file's processes open outgoing connections: any of them can be
+ * given an ephemeral port as its own local port between the probe and the server's bind (or, reconnecting to
+ * that very port, connect to itself), holding the port the server needs. No outgoing connection takes a
+ * port outside the range.
+ */
+export async function serverPort(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    /* not Linux: the usual range */
+  }
+  for (let i = 0; i < 200; i++) {
+    const port = 10_000 + Math.floor(Math.random() * Math.max(1, low - 10_000));
+    if (taken.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen({ host: '127.0.0.1', port, exclusive: true }, () => probe.close(() => resolve(true)));
+    });
+    if (free) {
+      taken.add(port);
+      return port;
+    }
+  }
+  return freePort();
+}
+
 export interface TestServerOptions {
   namespace?: string;
   /** Server settings for this test's server (e.g. lower history limits), kept across restart(). */
@@ -55,14 +88,13 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'evoscale-temporal-'));
   const log = (line: string) => console.error(line);
 
-  // A free port can be taken again before the server binds it (ephemeral ports are shared with outgoing
-  // connections, and tests run in parallel processes): try a few fresh pairs.
+  // Another process can still bind a port between the probe and the server: try a few fresh pairs.
   let handle: DevServerHandle | undefined;
   let port = 0;
   let uiPort = 0;
   for (let attempt = 1; !handle; attempt++) {
-    port = await freePort();
-    uiPort = await freePort();
+    port = await serverPort();
+    uiPort = await serverPort();
     try {
       handle = await startDevServer({ stateDir, port, uiPort, namespace, binary, log, dynamicConfig: opts.dynamicConfig });
     } catch (err) {
