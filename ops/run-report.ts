@@ -50,15 +50,18 @@ export function iterationLine(s: RunSummary, i: number): string {
   return `iteration ${String(it.iteration).padStart(3)}  ${it.status.padEnd(8)}  fitness ${fitnessText(it)}  best so far ${best ? fmtLoss(best.fitness) : '—'}  ${reasonText(it).slice(0, 120)}`;
 }
 
+/** A retried training's attempt, and the cause when it was the device's memory, without the engine's own detail: "attempt 2 after out of GPU memory at d16-L1-H2 with 2 slots". */
+function retryText(t: TrainingInFlight): string {
+  return `attempt ${t.attempt}${t.lastOutOfMemory ? ` after ${t.lastOutOfMemory.split(' (')[0]}` : ''}`;
+}
+
 /** Trainings in flight, one line each: size, seed, step of steps, last losses, ETA; a bar when the output is a terminal. */
 export function trainingsText(trainings: TrainingInFlight[], terminal = false): string {
   if (!trainings.length) return 'trainings in flight: none';
   const lines = trainings.map((t) => {
     const iteration = /iter-(\d+)$/.exec(t.workflowId)?.[1];
     const losses = `train loss ${fmtLoss(t.trainLoss)}${t.valLoss !== undefined ? `, val ${fmtLoss(t.valLoss)}` : ''}`;
-    // The retry's cause when it was the device's memory, without the engine's own detail: "out of GPU memory at d16-L1-H2 with 2 slots".
-    const oom = t.lastOutOfMemory ? ` after ${t.lastOutOfMemory.split(' (')[0]}` : '';
-    return `  ${t.size} seed ${t.seed}  step ${t.step}/${t.steps}${terminal ? ` ${progressBar(t.step, t.steps)}` : ''}  ${losses}  ETA ${t.etaS === null ? '—' : fmtDuration(t.etaS)}  (iteration ${iteration === undefined ? '?' : Number(iteration)}${t.attempt > 1 ? `, attempt ${t.attempt}${oom}` : ''})`;
+    return `  ${t.size} seed ${t.seed}  step ${t.step}/${t.steps}${terminal ? ` ${progressBar(t.step, t.steps)}` : ''}  ${losses}  ETA ${t.etaS === null ? '—' : fmtDuration(t.etaS)}  (iteration ${iteration === undefined ? '?' : Number(iteration)}${t.attempt > 1 ? `, ${retryText(t)}` : ''})`;
   });
   return ['trainings in flight:', ...lines].join('\n');
 }
@@ -68,7 +71,7 @@ export function trainingBarsOf(trainings: TrainingInFlight[]): TrainingBar[] {
   return trainings.map((t) => {
     const iteration = /iter-(\d+)$/.exec(t.workflowId)?.[1];
     return {
-      label: `iteration ${iteration === undefined ? '?' : Number(iteration)}  ${t.size} seed ${t.seed}${t.attempt > 1 ? ` (attempt ${t.attempt})` : ''}`,
+      label: `iteration ${iteration === undefined ? '?' : Number(iteration)}  ${t.size} seed ${t.seed}${t.attempt > 1 ? ` (${retryText(t)})` : ''}`,
       step: t.step,
       steps: t.steps,
       trainLoss: t.trainLoss,

@@ -18,7 +18,7 @@ import { startDeviceWorker, stopProcess, summaryOf, withWorkers, type DeviceWork
 import { controlBlock } from './helpers/controls';
 import { TrainingSlots, TRAININGS_BEFORE_RAISE } from '../workers/slots';
 import { runSnapshot } from '../ops/runs';
-import { trainingsText } from '../ops/run-report';
+import { trainingBarsOf, trainingsText } from '../ops/run-report';
 
 let server: TestServer;
 let bundle: WorkflowBundleWithSourceMap;
@@ -192,6 +192,7 @@ test('a training out of GPU memory is retried, its worker drops to one slot and 
   const wrapper = path.join(scratch, 'out-of-memory');
   const python = pythonOutOfMemory(wrapper, [1, 2, 3, 7]);
   let status = '';
+  let bars: string[] = [];
   const { summary, iterations, log } = await run(settings, 'evo-slots-oom', { args: ['--slots', '2'], env: { EVOSCALE_ENGINE: 'torch', EVOSCALE_PYTHON: python } }, async () => {
     // `evo status` while the first retry after an out-of-memory is held in flight: the line names the cause.
     try {
@@ -200,6 +201,7 @@ test('a training out of GPU memory is retried, its worker drops to one slot and 
         const snap = await runSnapshot('evo-slots-oom').catch(() => null);
         if (snap?.trainings.some((t) => t.lastOutOfMemory)) {
           status = trainingsText(snap.trainings);
+          bars = trainingBarsOf(snap.trainings).map((b) => b.label);
           break;
         }
         await new Promise((r) => setTimeout(r, 250));
@@ -209,6 +211,8 @@ test('a training out of GPU memory is retried, its worker drops to one slot and 
     }
   });
   assert.match(status, /^  d\d+-L1-H2 seed \d+  step \d+\/40 .*\(iteration 1, attempt \d after out of GPU memory at d\d+-L1-H2 with \d slots?\)$/m, `evo status showed:\n${status}`);
+  // `evo start --wait` labels the same training's bar with the same cause.
+  assert.ok(bars.some((label) => /^iteration 1  d\d+-L1-H2 seed \d+ \(attempt \d after out of GPU memory at d\d+-L1-H2 with \d slots?\)$/.test(label)), `the bars' labels: ${bars.join(' | ')}`);
   assert.equal(summary.status, 'completed');
   for (const candidate of summary.iterations.slice(1)) {
     assert.notEqual(candidate.status, 'invalid', `the candidate was blamed: ${candidate.error}`);
